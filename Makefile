@@ -1,0 +1,48 @@
+# Two entry points (see README):  `make book`  and  `make test`.
+# Both start from a fresh clone: they create .venv, install requirements.txt, fetch the
+# browser assets from npm and (for tests) Debian's chromium.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BUILD_FLAGS := --all --warningiserror --nitpick --keep-going
+
+.PHONY: book test setup vendor browser lab clean
+
+book: setup
+	$(BIN)/jupyter-book build . $(BUILD_FLAGS)
+
+test: setup browser
+	$(BIN)/python -m pytest
+
+setup: $(VENV)/.installed vendor
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+# Browser assets the site serves itself (no CDN): require.js, the ipywidgets HTML
+# manager with its fonts, and MathJax 3. Copied to _vendor/npm/ in npm's layout;
+# Sphinx publishes _vendor/ as _build/html/_static/ (see _ext/offline_site.py).
+vendor: _vendor/.installed
+
+_vendor/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	rm -rf _vendor && mkdir -p _vendor/npm/requirejs _vendor/npm/@jupyter-widgets/html-manager/dist _vendor/npm/mathjax
+	cp node_modules/requirejs/require.js _vendor/npm/requirejs/
+	cd node_modules/@jupyter-widgets/html-manager/dist && \
+	  cp embed-amd.js *.woff *.woff2 *.ttf *.eot *.svg ../../../../_vendor/npm/@jupyter-widgets/html-manager/dist/
+	cp -r node_modules/mathjax/es5 _vendor/npm/mathjax/
+	touch $@
+
+# Headless Chromium for the site tests (Debian package; needs root or an existing install).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+lab: setup
+	$(BIN)/jupyter lab
+
+clean:
+	rm -rf _build _vendor node_modules

@@ -1,0 +1,65 @@
+"""Sphinx extension: make the built book work offline, with no request leaving the site.
+
+Jupyter Book 1 and myst-nb point the page at CDNs for require.js, the ipywidgets HTML
+manager and MathJax; ``_config.yml`` points them at local copies under
+``_static/npm/`` (filled from ``package.json`` by ``make vendor``).  This extension
+does the three things configuration alone cannot:
+
+1. Tell require.js where the local packages live.  The widget bundle derives the URL of
+   its fonts from require.js's ``baseUrl``; by default that is the page's own folder,
+   which differs between pages.  A global ``require`` object defined *before*
+   require.js loads sets it to ``<root>/_static/npm/`` on every page.
+2. Let the widgets' label typesetting use MathJax 3.  The HTML manager calls the
+   MathJax 2 API (``MathJax.Hub.Queue``); a small adapter forwards it to
+   ``MathJax.typesetPromise``.
+3. Drop the Thebe scripts.  Thebe ("live code" via Binder) needs a network, is off in
+   this book, and Jupyter Book registers its configuration script twice, which is a
+   JavaScript error on every page.
+"""
+
+from __future__ import annotations
+
+REQUIRE_CONFIG = """
+var require = {
+  baseUrl: (document.documentElement.dataset.content_root || "") + "_static/npm/"
+};
+"""
+
+MATHJAX2_ADAPTER = """
+document.addEventListener("DOMContentLoaded", function () {
+  var mj = window.MathJax;
+  if (mj && !mj.Hub) {
+    mj.Hub = {
+      Queue: function (job) {
+        var element = job && job[2];
+        if (mj.typesetPromise) {
+          (mj.startup && mj.startup.promise ? mj.startup.promise : Promise.resolve())
+            .then(function () { return mj.typesetPromise(element ? [element] : undefined); });
+        }
+      }
+    };
+  }
+});
+"""
+
+
+def _is_thebe(script) -> bool:
+    filename = getattr(script, "filename", None) or ""
+    body = (getattr(script, "attributes", None) or {}).get("body", "")
+    return "thebe" in filename or "THEBE_JS_URL" in body
+
+
+def _drop_thebe(app, pagename, templatename, context, doctree):
+    scripts = context.get("script_files")
+    if scripts is not None:
+        context["script_files"] = [s for s in scripts if not _is_thebe(s)]
+    css = context.get("css_files")
+    if css is not None:
+        context["css_files"] = [c for c in css if "thebe" not in (getattr(c, "filename", "") or "")]
+
+
+def setup(app):
+    app.add_js_file(None, body=REQUIRE_CONFIG, priority=200)
+    app.add_js_file(None, body=MATHJAX2_ADAPTER, priority=200)
+    app.connect("html-page-context", _drop_thebe, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,16 @@
+"""optbook: the library that grows out of Chapter 8, "Optimization".
+
+Modules follow the order in which the chapter teaches them:
+
+========================  =====================================================
+``optbook.notation``      the book's one notation table (symbols ↔ code names)
+``optbook.ewa``           8.2 exponentially weighted averages
+``optbook.optimizers``    8.3–8.5 SGD, momentum, RMSprop, AdaGrad, Adam, AdamW
+``optbook.schedules``     8.6 learning-rate schedules
+``optbook.surfaces``      2-D loss surfaces for figures and the playground
+``optbook.plotting``      figure helpers shared by the chapter pages
+``optbook.widgets``       sliders that also work in the static site
+========================  =====================================================
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,113 @@
+"""Sliders that work in JupyterLab *and* in the static site, with no kernel.
+
+A static page keeps the widgets' saved state, but nothing in it can run Python, so a
+slider whose callback redraws a figure would be dead there.  What does run in the
+browser is a *link* between two widget properties (``widgets.jslink``).  So every
+slider in the book is built the same way:
+
+1. precompute one frame (a PNG of a matplotlib figure) per slider value;
+2. put the frames in a ``widgets.Stack``, which shows one child at a time;
+3. ``jslink`` the slider's ``index`` to the stack's ``selected_index``.
+
+With several sliders the stacks are nested: the outer stack is indexed by the first
+slider, each of its children is a stack indexed by the second slider, and so on; the
+k-th slider is linked to every stack at depth k.  The cost is one frame per
+combination of values, so keep each slider to a handful of values.
+
+The same object works unchanged in JupyterLab, where the link runs in the front end too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import ipywidgets as widgets
+
+from .plotting import figure_png
+
+
+def _label(value, fmt: str) -> str:
+    return format(value, fmt) if fmt else str(value)
+
+
+def _check_axes(axes: dict[str, Sequence]) -> dict[str, list]:
+    if not axes:
+        raise ValueError("frame_slider needs at least one slider: pass name=[values, ...]")
+    out = {}
+    for name, values in axes.items():
+        values = list(values)
+        if len(values) < 2:
+            raise ValueError(f"slider {name!r} needs at least two values, got {values!r}")
+        if len(set(map(repr, values))) != len(values):
+            raise ValueError(f"slider {name!r} has repeated values: {values!r}")
+        out[name] = values
+    return out
+
+
+def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None = None,
+                 initial: dict[str, object] | None = None, fmt: str = "g", dpi: int = 90,
+                 **axes: Sequence) -> widgets.VBox:
+    r"""Sliders over precomputed frames, linked in the browser.
+
+    ``render(**values)`` must return a matplotlib ``Figure`` for one combination of
+    slider values; it is called once per combination, up front.  Each keyword in
+    ``axes`` names a slider and lists its values; ``labels`` gives the text shown beside
+    each slider (e.g. ``{"beta": "β"}``) and ``initial`` the starting values.
+
+    >>> import matplotlib.pyplot as plt
+    >>> def render(beta):
+    ...     fig, ax = plt.subplots(); ax.set_title(str(beta)); return fig
+    >>> box = frame_slider(render, beta=[0.5, 0.9, 0.99], labels={"beta": "β"})
+    >>> slider, stack = box.children
+    >>> len(stack.children), slider.description
+    (3, 'β')
+    """
+    axes = _check_axes(axes)
+    labels = labels or {}
+    initial = initial or {}
+    names = list(axes)
+    unknown = set(initial) - set(names)
+    if unknown:
+        raise ValueError(f"initial value given for unknown slider(s): {sorted(unknown)}")
+
+    sliders = []
+    for name in names:
+        values = axes[name]
+        start = initial.get(name, values[len(values) // 2])
+        if start not in values:
+            raise ValueError(f"initial {name}={start!r} is not one of the slider's values {values!r}")
+        sliders.append(
+            widgets.SelectionSlider(
+                options=[(_label(v, fmt), i) for i, v in enumerate(values)],
+                value=values.index(start),
+                description=labels.get(name, name),
+                continuous_update=True,
+                layout=widgets.Layout(width="420px"),
+                style={"description_width": "initial"},
+            )
+        )
+
+    images = {
+        combo: widgets.Image(value=figure_png(render(**dict(zip(names, (axes[n][i] for n, i in zip(names, combo))))), dpi=dpi),
+                             format="png", layout=widgets.Layout(max_width="100%"))
+        for combo in itertools.product(*(range(len(axes[n])) for n in names))
+    }
+
+    def build(depth: int, prefix: tuple[int, ...]):
+        """The stack for one level of nesting; returns it and registers it for linking."""
+        if depth == len(names):
+            return images[prefix]
+        children = [build(depth + 1, prefix + (i,)) for i in range(len(axes[names[depth]]))]
+        stack = widgets.Stack(children=children, selected_index=sliders[depth].index)
+        stacks_at_depth[depth].append(stack)
+        return stack
+
+    stacks_at_depth: list[list[widgets.Stack]] = [[] for _ in names]
+    root = build(0, ())
+    links = [widgets.jslink((slider, "index"), (stack, "selected_index"))
+             for slider, stacks in zip(sliders, stacks_at_depth) for stack in stacks]
+
+    box = widgets.VBox([*sliders, root])
+    box._optbook_links = links  # keep the links alive with the widget
+    return box

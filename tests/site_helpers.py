@@ -1,0 +1,82 @@
+"""Serving the built book on localhost and loading its pages in headless Chromium.
+
+Every request a page makes goes through ``OfflinePage``'s router: requests to the local
+server pass, anything else is recorded and aborted, so a test can assert that nothing
+left localhost (the site must work with the network off).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        raise RuntimeError("Chromium not found: install Debian's `chromium` package (make browser)")
+    return path
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output readable
+        pass
+
+
+class SiteServer:
+    """``python -m http.server`` for a folder, on a free localhost port, in a thread."""
+
+    def __init__(self, root: Path):
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@dataclass
+class PageLog:
+    blocked: list[str] = field(default_factory=list)  # requests that tried to leave localhost
+    failed: list[str] = field(default_factory=list)  # local requests that failed (404, …)
+    errors: list[str] = field(default_factory=list)  # uncaught JS errors and console errors
+
+
+def open_offline(context, url: str):
+    """Open ``url`` in a new page whose every non-local request is blocked and logged."""
+    page = context.new_page()
+    log = PageLog()
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith(("data:", "blob:")) or host in LOCAL_HOSTS:
+            r.continue_()
+        else:
+            log.blocked.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("pageerror", lambda exc: log.errors.append(f"pageerror: {exc}"))
+    page.on("console", lambda msg: msg.type == "error" and log.errors.append(f"console: {msg.text}"))
+    page.on("requestfailed", lambda req: urlparse(req.url).hostname in LOCAL_HOSTS
+            and log.failed.append(f"{req.url} ({req.failure})"))
+    page.on("response", lambda resp: resp.status >= 400 and log.failed.append(f"{resp.url} ({resp.status})"))
+    page.goto(url, wait_until="load")
+    return page, log
