@@ -1,0 +1,126 @@
+"""The built book, checked as a reader meets it: strict build, then every page in Chromium.
+
+The site is served from ``_build/html`` on 127.0.0.1 and every request that would leave
+localhost is blocked and recorded, so these tests also prove the book works offline.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from site_helpers import open_offline
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+EWA_PAGE = "chapters/02-exponentially-weighted-averages.html"
+
+
+def toc_pages() -> list[str]:
+    """Every page listed in _toc.yml, as its path in the built site."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [entry["file"] for entry in part["chapters"]]
+    return [f"{f}.html" for f in files]
+
+
+def test_book_builds_strictly(book_build):
+    log = book_build.stdout + book_build.stderr
+    assert book_build.returncode == 0, "strict build failed:\n" + log[-6000:]
+    assert "build succeeded" in log
+
+
+def test_toc_pages_exist(site):
+    missing = [p for p in toc_pages() if not (HTML / p).is_file()]
+    assert not missing
+
+
+def test_no_page_references_a_cdn(site):
+    offenders = {}
+    for page in HTML.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        urls = re.findall(r"""<(?:script|link)[^>]+(?:src|href)=["'](https?://[^"']+)""", text)
+        if urls:
+            offenders[str(page.relative_to(HTML))] = urls
+    assert not offenders
+
+
+def _wait_until_ready(page):
+    """Wait for MathJax to finish typesetting and for every widget view to render."""
+    if page.locator("span.math, div.math").count():
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate("() => MathJax.startup.promise")
+    views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+    if views:
+        page.wait_for_function(
+            "n => document.querySelectorAll('.widget-slider').length >= n", arg=views, timeout=30_000)
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_page_works_offline(site, context, path):
+    page, log = open_offline(context, site.url + path)
+    _wait_until_ready(page)
+    page.wait_for_timeout(300)  # let late font/asset requests show up in the log
+    assert not log.blocked, f"requests left localhost: {log.blocked}"
+    assert not log.failed, f"local requests failed: {log.failed}"
+    assert not log.errors, f"JavaScript errors: {log.errors}"
+    math_nodes = page.locator("span.math, div.math").count()
+    if math_nodes:
+        assert page.locator("mjx-container").count() >= math_nodes
+        assert page.locator("mjx-merror").count() == 0, "MathJax reported a TeX error"
+    page.close()
+
+
+def test_ewa_page_has_math_and_sliders(site, context):
+    page, log = open_offline(context, site.url + EWA_PAGE)
+    _wait_until_ready(page)
+    assert page.locator("mjx-container").count() > 20
+    assert page.locator(".widget-slider").count() == 2
+    assert not log.blocked
+
+
+def _slider_box(page, i):
+    return page.locator(".widget-vbox").filter(has=page.locator(".widget-slider")).nth(i)
+
+
+def test_ewa_slider_changes_the_figure_without_a_kernel(site, context):
+    """Moving the β slider shows another figure; moving it back shows the first again."""
+    page, log = open_offline(context, site.url + EWA_PAGE)
+    _wait_until_ready(page)
+    for i in range(2):
+        box = _slider_box(page, i)
+        box.scroll_into_view_if_needed()
+        handle = box.locator(".noUi-handle")
+        readout = box.locator(".widget-readout")
+        figure = box.locator("img.widget-image").filter(visible=True)
+        assert figure.count() == 1, "exactly one frame is shown at a time"
+
+        before_value, before_png = readout.inner_text(), figure.screenshot()
+        handle.focus()
+        handle.press("ArrowLeft")  # keyboard, as a reader without a mouse would
+        page.wait_for_timeout(200)
+        after_value, after_png = readout.inner_text(), figure.screenshot()
+        assert after_value != before_value
+        assert after_png != before_png, f"slider {i}: the figure did not change"
+
+        handle.press("ArrowRight")
+        page.wait_for_timeout(200)
+        assert readout.inner_text() == before_value
+        assert figure.screenshot() == before_png, f"slider {i}: the original frame did not come back"
+
+    # a real drag with the mouse, all the way to the right end of the first slider
+    box = _slider_box(page, 0)
+    box.scroll_into_view_if_needed()
+    track = box.locator(".noUi-base").bounding_box()
+    handle = box.locator(".noUi-handle").bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(track["x"] + track["width"] + 20, handle["y"] + handle["height"] / 2, steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(200)
+    assert box.locator(".widget-readout").inner_text() == "0.99"
+    assert not log.blocked and not log.errors

@@ -1,0 +1,61 @@
+"""The frame sliders: one precomputed frame per value, linked in the front end."""
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import pytest
+
+from optbook.widgets import frame_slider
+
+
+def _render(**values):
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.set_title(repr(sorted(values.items())))
+    return fig
+
+
+def _links(box):
+    return box._optbook_links
+
+
+def test_one_slider_one_frame_per_value():
+    calls = []
+
+    def render(beta):
+        calls.append(beta)
+        return _render(beta=beta)
+
+    box = frame_slider(render, beta=[0.5, 0.9, 0.99], labels={"beta": "β"}, initial={"beta": 0.99})
+    slider, stack = box.children
+    assert calls == [0.5, 0.9, 0.99]
+    assert isinstance(stack, widgets.Stack) and len(stack.children) == 3
+    assert all(isinstance(c, widgets.Image) and c.value[:4] == b"\x89PNG" for c in stack.children)
+    assert slider.index == 2 and stack.selected_index == 2
+    assert [o[0] for o in slider.options] == ["0.5", "0.9", "0.99"]
+    (link,) = _links(box)
+    assert isinstance(link, widgets.widget_link.Link)
+    assert link.source == (slider, "index") and link.target == (stack, "selected_index")
+
+
+def test_two_sliders_nest_stacks_and_link_every_inner_stack():
+    box = frame_slider(_render, beta1=[0.8, 0.9], beta2=[0.99, 0.999, 0.9999])
+    s1, s2, outer = box.children
+    assert len(outer.children) == 2
+    assert all(len(inner.children) == 3 for inner in outer.children)
+    targets = {(id(l.source[0]), id(l.target[0])) for l in _links(box)}
+    assert (id(s1), id(outer)) in targets
+    assert all((id(s2), id(inner)) in targets for inner in outer.children)
+    # frames are distinct pictures, one per combination
+    frames = [img.value for inner in outer.children for img in inner.children]
+    assert len(set(frames)) == 6
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "at least one slider"),
+    ({"beta": [0.9]}, "at least two values"),
+    ({"beta": [0.9, 0.9]}, "repeated values"),
+    ({"beta": [0.5, 0.9], "initial": {"beta": 0.7}}, "not one of the slider's values"),
+    ({"beta": [0.5, 0.9], "initial": {"alpha": 0.1}}, "unknown slider"),
+])
+def test_bad_arguments_are_explained(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        frame_slider(_render, **kwargs)
