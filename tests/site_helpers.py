@@ -66,7 +66,7 @@ def open_offline(context, url: str):
 
     def route(r):
         host = urlparse(r.request.url).hostname
-        if r.request.url.startswith(("data:", "blob:")) or host in LOCAL_HOSTS:
+        if r.request.url.startswith(("data:", "blob:", "file:")) or host in LOCAL_HOSTS:
             r.continue_()
         else:
             log.blocked.append(r.request.url)

@@ -87,9 +87,15 @@ def _slider_box(page, i):
     return page.locator(".widget-vbox").filter(has=page.locator(".widget-slider")).nth(i)
 
 
-def test_ewa_slider_changes_the_figure_without_a_kernel(site, context):
-    """Moving the β slider shows another figure; moving it back shows the first again."""
-    page, log = open_offline(context, site.url + EWA_PAGE)
+@pytest.mark.parametrize("opened_as", ["http", "file"])
+def test_ewa_slider_changes_the_figure_without_a_kernel(site, context, opened_as):
+    """Moving the β slider shows another figure; moving it back shows the first again.
+
+    Checked both served from localhost and opened straight from _build/html (file://),
+    as a reader who downloaded the site would.
+    """
+    url = site.url + EWA_PAGE if opened_as == "http" else (HTML / EWA_PAGE).as_uri()
+    page, log = open_offline(context, url)
     _wait_until_ready(page)
     for i in range(2):
         box = _slider_box(page, i)
