@@ -80,3 +80,41 @@ def open_offline(context, url: str):
     page.on("response", lambda resp: resp.status >= 400 and log.failed.append(f"{resp.url} ({resp.status})"))
     page.goto(url, wait_until="load")
     return page, log
+
+
+def wait_until_ready(page) -> None:
+    """Wait for MathJax to finish typesetting and for every widget view to render."""
+    if page.locator("span.math, div.math").count():
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate("() => MathJax.startup.promise")
+    views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+    if views:
+        page.wait_for_function(
+            "n => document.querySelectorAll('.widget-slider').length >= n", arg=views, timeout=30_000)
+
+
+def slider_boxes(page):
+    """The frame-slider widgets on a page (a box holding sliders and the figure stack)."""
+    return page.locator(".widget-vbox").filter(has=page.locator(".widget-slider"))
+
+
+def move_every_slider(page) -> list[tuple[int, int, bool]]:
+    """Move each slider of each frame-slider widget one notch (right, or left at the end)
+    and report ``(widget, slider, figure_changed)``; every slider is put back after."""
+    results = []
+    boxes = slider_boxes(page)
+    for b in range(boxes.count()):
+        box = boxes.nth(b)
+        box.scroll_into_view_if_needed()
+        figure = box.locator("img.widget-image").filter(visible=True)
+        for s in range(box.locator(".widget-slider").count()):
+            handle = box.locator(".noUi-handle").nth(s)
+            at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+            before = figure.screenshot()
+            handle.focus()
+            handle.press("ArrowLeft" if at_end else "ArrowRight")
+            page.wait_for_timeout(150)
+            results.append((b, s, figure.screenshot() != before))
+            handle.press("ArrowRight" if at_end else "ArrowLeft")
+            page.wait_for_timeout(100)
+    return results

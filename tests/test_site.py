@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from site_helpers import open_offline
+from site_helpers import move_every_slider, open_offline, slider_boxes, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -49,21 +49,10 @@ def test_no_page_references_a_cdn(site):
     assert not offenders
 
 
-def _wait_until_ready(page):
-    """Wait for MathJax to finish typesetting and for every widget view to render."""
-    if page.locator("span.math, div.math").count():
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-        page.evaluate("() => MathJax.startup.promise")
-    views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
-    if views:
-        page.wait_for_function(
-            "n => document.querySelectorAll('.widget-slider').length >= n", arg=views, timeout=30_000)
-
-
 @pytest.mark.parametrize("path", toc_pages())
 def test_page_works_offline(site, context, path):
     page, log = open_offline(context, site.url + path)
-    _wait_until_ready(page)
+    wait_until_ready(page)
     page.wait_for_timeout(300)  # let late font/asset requests show up in the log
     assert not log.blocked, f"requests left localhost: {log.blocked}"
     assert not log.failed, f"local requests failed: {log.failed}"
@@ -72,19 +61,20 @@ def test_page_works_offline(site, context, path):
     if math_nodes:
         assert page.locator("mjx-container").count() >= math_nodes
         assert page.locator("mjx-merror").count() == 0, "MathJax reported a TeX error"
+    views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+    assert slider_boxes(page).count() == views, "every widget on a page is a frame slider"
+    dead = [(b, s) for b, s, changed in move_every_slider(page) if not changed]
+    assert not dead, f"sliders (widget, slider) that do not change their figure: {dead}"
+    assert not log.errors
     page.close()
 
 
 def test_ewa_page_has_math_and_sliders(site, context):
     page, log = open_offline(context, site.url + EWA_PAGE)
-    _wait_until_ready(page)
+    wait_until_ready(page)
     assert page.locator("mjx-container").count() > 20
     assert page.locator(".widget-slider").count() == 2
     assert not log.blocked
-
-
-def _slider_box(page, i):
-    return page.locator(".widget-vbox").filter(has=page.locator(".widget-slider")).nth(i)
 
 
 @pytest.mark.parametrize("opened_as", ["http", "file"])
@@ -96,9 +86,9 @@ def test_ewa_slider_changes_the_figure_without_a_kernel(site, context, opened_as
     """
     url = site.url + EWA_PAGE if opened_as == "http" else (HTML / EWA_PAGE).as_uri()
     page, log = open_offline(context, url)
-    _wait_until_ready(page)
+    wait_until_ready(page)
     for i in range(2):
-        box = _slider_box(page, i)
+        box = slider_boxes(page).nth(i)
         box.scroll_into_view_if_needed()
         handle = box.locator(".noUi-handle")
         readout = box.locator(".widget-readout")
@@ -119,7 +109,7 @@ def test_ewa_slider_changes_the_figure_without_a_kernel(site, context, opened_as
         assert figure.screenshot() == before_png, f"slider {i}: the original frame did not come back"
 
     # a real drag with the mouse, all the way to the right end of the first slider
-    box = _slider_box(page, 0)
+    box = slider_boxes(page).nth(0)
     box.scroll_into_view_if_needed()
     track = box.locator(".noUi-base").bounding_box()
     handle = box.locator(".noUi-handle").bounding_box()

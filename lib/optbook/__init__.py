@@ -10,6 +10,10 @@ Modules follow the order in which the chapter teaches them:
 ``optbook.surfaces``      2-D loss surfaces for figures and the playground
 ``optbook.plotting``      figure helpers shared by the chapter pages
 ``optbook.widgets``       sliders that also work in the static site
+``optbook.models``        small models with hand-written gradients (the comparison problem)
+``optbook.data``          small generated data sets (no downloads)
+``optbook.device``        where PyTorch runs: CUDA when present, else the CPU
+``optbook.pages``         plumbing for the pages (glue)
 ========================  =====================================================
 """
 

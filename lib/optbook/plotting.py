@@ -106,3 +106,72 @@ def bias_factor_figure(betas, t_max: int = 60):
     ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# --- 2-D loss surfaces and optimizer paths (8.3 onwards) --------------------------
+
+
+def color_of(name: str, i: int = 0) -> str:
+    """The book's colour for an optimizer name (falls back to matplotlib's cycle)."""
+    return COLORS.get(name, f"C{i}")
+
+
+def contour_figure(surface, paths: dict | None = None, *, ax=None, levels: int = 25,
+                   title: str | None = None, show_start: bool = True, figsize=(6.4, 4.8),
+                   marker_every: int | None = None):
+    r"""Contours of ``surface`` with each optimizer's path on top.
+
+    ``paths`` maps a label to a :class:`optbook.surfaces.Trajectory` (or an ``(n, 2)``
+    array of points).  Known minima are marked with a star; a path that diverged is
+    drawn up to where it left the window and labelled "diverged".
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+    else:
+        fig = ax.figure
+    X, Y, Z = surface.grid(201)
+    ax.contour(X, Y, Z, levels=surface.contour_levels(levels), cmap="Greys_r",
+               linewidths=0.7, alpha=0.8)
+    for mx, my in surface.minima:
+        ax.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=5)
+    for i, (label, path) in enumerate((paths or {}).items()):
+        pts = np.asarray(getattr(path, "points", path))
+        diverged = getattr(path, "diverged_at", None)
+        name = label + (" (diverged)" if diverged else "")
+        color = color_of(label.split(" ")[0], i)
+        ax.plot(pts[:, 0], pts[:, 1], "-", color=color, lw=1.8, label=name, zorder=3,
+                marker="o" if marker_every else None, ms=3, markevery=marker_every)
+        if show_start and i == 0:
+            ax.plot(pts[0, 0], pts[0, 1], "o", color="k", ms=5, zorder=4)
+    (x0, x1), (y0, y1) = surface.window
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("$y$")
+    ax.set_title(title or f"{surface.name}: $J = {surface.formula}$", fontsize=10)
+    if paths:
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves_figure(curves: dict, *, ax=None, logy: bool = True, xlabel: str = "step $t$",
+                       ylabel: str = r"loss $J(\theta_t)$", title: str | None = None,
+                       figsize=(6.4, 4.0)):
+    """Loss curves, one per label (the book's colour per optimizer name), log scale by default."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+    else:
+        fig = ax.figure
+    for i, (label, values) in enumerate(curves.items()):
+        values = np.asarray(getattr(values, "losses", values), dtype=float)
+        ax.plot(np.arange(len(values)), values, lw=2, color=color_of(label.split(" ")[0], i), label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -194,7 +194,7 @@ def ill_conditioned_quadratic(kappa: float = 20.0, name: str = "ravine") -> Surf
 
     return Surface(
         name=name,
-        formula=rf"\tfrac12\,(x^2 + {kappa:g}\,y^2)",
+        formula=rf"\frac{{1}}{{2}}\,(x^2 + {kappa:g}\,y^2)",
         f=f,
         grad=grad,
         minima=[(0.0, 0.0)],
@@ -362,3 +362,56 @@ saddle = Surface(
 SURFACES: dict[str, Surface] = {
     s.name: s for s in (quadratic, ravine, rosenbrock, rastrigin, beale, himmelblau, saddle)
 }
+
+
+# -- running an optimizer on a surface ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    r"""The path :math:`\theta_0, \theta_1, \dots` an optimizer took on a surface.
+
+    ``points`` has shape ``(n + 1, 2)`` and ``losses`` shape ``(n + 1,)``, starting at
+    :math:`\theta_0`.  If the loss stopped being finite (the optimizer diverged), the
+    run ended there: ``diverged_at`` is that step, else ``None``.
+    """
+
+    points: np.ndarray
+    losses: np.ndarray
+    diverged_at: int | None = None
+
+    @property
+    def final(self) -> np.ndarray:
+        return self.points[-1]
+
+
+def trajectory(optimizer, surface: Surface, start=None, steps: int = 100,
+               blow_up: float = 1e6) -> Trajectory:
+    r"""Run ``optimizer`` (any :mod:`optbook.optimizers` instance) for ``steps`` updates
+    on ``surface`` from ``start`` (default: the surface's ``default_start``).
+
+    Each step is exactly the chapter's loop: :math:`g_t = \nabla J(\theta_{t-1})`, then
+    ``optimizer.update({'xy': θ}, {'dxy': g})``.  The run stops early if :math:`J`
+    becomes non-finite or :math:`\|\theta\|` exceeds ``blow_up`` (divergence).
+
+    >>> from optbook.optimizers import SGD
+    >>> path = trajectory(SGD(lr=0.1), quadratic, start=(1.0, 0.0), steps=3)
+    >>> path.points[:, 0].round(3).tolist()
+    [1.0, 0.8, 0.64, 0.512]
+    """
+    if not (isinstance(steps, numbers.Integral) and steps >= 0):
+        raise ValueError(f"Invalid steps: {steps} (must be a non-negative integer)")
+    theta = np.array(surface.default_start if start is None else start, dtype=float)
+    if theta.shape != (2,):
+        raise ValueError(f"start must be a point (x, y), got shape {theta.shape}")
+    params = {"xy": theta}
+    points, losses = [theta.copy()], [surface.value(theta)]
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is a result, not a warning
+        for t in range(1, steps + 1):
+            optimizer.update(params, {"dxy": surface.gradient(theta)})
+            loss = surface.value(theta)
+            if not (math.isfinite(loss) and np.all(np.abs(theta) < blow_up)):
+                return Trajectory(np.array(points), np.array(losses), diverged_at=t)
+            points.append(theta.copy())
+            losses.append(loss)
+    return Trajectory(np.array(points), np.array(losses))
