@@ -59,3 +59,10 @@ def test_two_sliders_nest_stacks_and_link_every_inner_stack():
 def test_bad_arguments_are_explained(kwargs, message):
     with pytest.raises(ValueError, match=message):
         frame_slider(_render, **kwargs)
+
+
+def test_named_values_are_labelled_by_name():
+    box = frame_slider(_render, surface=["ravine", "rosenbrock"], alpha=[0.01, 0.1])
+    s_surface, s_alpha, _ = box.children
+    assert [o[0] for o in s_surface.options] == ["ravine", "rosenbrock"]
+    assert [o[0] for o in s_alpha.options] == ["0.01", "0.1"]

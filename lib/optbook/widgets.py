@@ -28,7 +28,10 @@ from .plotting import figure_png
 
 
 def _label(value, fmt: str) -> str:
-    return format(value, fmt) if fmt else str(value)
+    """Slider text for a value: numbers with ``fmt``, anything else (a name) as ``str``."""
+    if fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, fmt)
+    return str(value)
 
 
 def _check_axes(axes: dict[str, Sequence]) -> dict[str, list]:
