@@ -33,5 +33,7 @@ def describe(device) -> str:
 
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads; no CUDA device present)" \
-        if not torch.cuda.is_available() else "cpu (CUDA present but not chosen)"
+    if torch.cuda.is_available():
+        return "cpu (CUDA present but not chosen)"
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'s' if n != 1 else ''}; no CUDA device present)"

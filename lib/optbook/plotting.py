@@ -175,3 +175,701 @@ def loss_curves_figure(curves: dict, *, ax=None, logy: bool = True, xlabel: str 
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --- 8.3 momentum ------------------------------------------------------------------
+
+
+def _path_color(label: str, i: int, colors: dict | None) -> str:
+    """``colors[label]`` if given, else the book's colour for the label's first word
+    (``"RMSprop, β = 0.9"`` and ``"RMSprop (α = 0.1)"`` both get RMSprop's colour)."""
+    if colors and label in colors:
+        return colors[label]
+    return color_of(label.split(" ")[0].rstrip(",;:"), i)
+
+
+def _first_outside(points, window) -> int:
+    """Index of the first point outside ``window`` (the last index if none is)."""
+    (x0, x1), (y0, y1) = window
+    x, y = points[:, 0], points[:, 1]
+    outside = np.flatnonzero((x < x0) | (x > x1) | (y < y0) | (y > y1))
+    return int(outside[0]) if len(outside) else len(points) - 1
+
+
+def paths_and_losses_figure(surface, paths: dict, *, title: str | None = None,
+                            loss_title: str | None = None, colors: dict | None = None,
+                            max_loss_factor: float = 30.0, min_loss_factor: float = 1e-16,
+                            figsize=(11.0, 4.2)):
+    r"""Two panels: each optimizer's path on the contours of ``surface`` (left) and its
+    loss :math:`J(\theta_t)` against the step on a log scale (right).
+
+    ``paths`` maps a label to a :class:`optbook.surfaces.Trajectory`.  A label's first
+    word picks the book's colour (``"SGD ..."``, ``"Momentum ..."``) unless ``colors``
+    maps the label to one.  A run that diverged is labelled so, and the loss axis is
+    cut at ``max_loss_factor`` times the largest starting loss so that a blow-up does
+    not flatten the other curves, and below at ``min_loss_factor`` times it (losses
+    can fall to 1e-200 and beyond, far below anything worth seeing).
+    """
+    fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize,
+                                           gridspec_kw={"width_ratios": [1.3, 1.0]})
+    contour_figure(surface, None, ax=ax_path, title=title)
+    start_loss = 0.0
+    for i, (label, path) in enumerate(paths.items()):
+        color = _path_color(label, i, colors)
+        name = label + (" (diverged)" if path.diverged_at else "")
+        pts, losses = np.asarray(path.points), np.asarray(path.losses, dtype=float)
+        if path.diverged_at:  # draw it only until it first leaves the window
+            pts = pts[:_first_outside(pts, surface.window) + 1]
+        ax_path.plot(pts[:, 0], pts[:, 1], "-", color=color, lw=1.8, label=name, zorder=3)
+        ax_loss.plot(np.arange(len(losses)), losses, lw=2, color=color, label=name)
+        start_loss = max(start_loss, float(losses[0]))
+    if paths:
+        first = np.asarray(next(iter(paths.values())).points)
+        ax_path.plot(first[0, 0], first[0, 1], "o", color="k", ms=5, zorder=4)
+        ax_path.legend(fontsize=8, loc="upper right")
+        ax_loss.legend(fontsize=8, loc="upper right")
+    ax_loss.set_yscale("log")
+    if start_loss > 0:
+        low = min((float(np.nanmin(np.asarray(p.losses, dtype=float))) for p in paths.values()),
+                  default=start_loss)
+        ax_loss.set_ylim(max(low / 3, start_loss * min_loss_factor), start_loss * max_loss_factor)
+    ax_loss.set_xlabel("step $t$")
+    ax_loss.set_ylabel(r"loss $J(\theta_t)$")
+    if loss_title:
+        ax_loss.set_title(loss_title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def gradient_average_figure(g, m, *, beta: float, names=("$x$ (along the ravine)",
+                                                         "$y$ (across the ravine)"),
+                            figsize=(11.0, 3.4)):
+    r"""One panel per coordinate: the gradients :math:`g_t` (grey) and their running
+    average :math:`m_t` with decay ``beta`` (blue), against the step :math:`t`.
+
+    ``g`` and ``m`` have shape ``(T, n)`` for ``n`` coordinates (one panel each).
+    """
+    g, m = np.atleast_2d(np.asarray(g, dtype=float)), np.atleast_2d(np.asarray(m, dtype=float))
+    if g.shape != m.shape:
+        raise ValueError(f"g and m must have the same shape, got {g.shape} and {m.shape}")
+    t = np.arange(1, g.shape[0] + 1)
+    fig, axes = plt.subplots(1, g.shape[1], figsize=figsize, squeeze=False)
+    for j, ax in enumerate(axes[0]):
+        ax.plot(t, g[:, j], "o-", ms=3, lw=0.8, color=COLORS["raw"], label="gradient $g_t$")
+        ax.plot(t, m[:, j], lw=2.2, color=COLORS["ewa"],
+                label=rf"average $m_t$ ($\beta = {beta:g}$)")
+        ax.axhline(0.0, color=COLORS["truth"], lw=0.7)
+        ax.set_xlabel("step $t$")
+        ax.set_title(f"component {j + 1}: {names[j]}" if j < len(names) else f"component {j + 1}",
+                     fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- 8.4 RMSprop and AdaGrad -------------------------------------------------------
+
+
+def effective_step_figure(curves: dict, *, reference: dict | None = None,
+                          colors: dict | None = None,
+                          ylabel: str = r"effective step $\alpha/(\sqrt{\cdot}+\varepsilon)$",
+                          title: str | None = None, figsize=(8.0, 3.8)):
+    r"""Effective learning rates against the step :math:`t = 1, 2, \dots` on log–log axes.
+
+    ``curves`` maps a label to an array; the label's first word picks the book's colour
+    (``"AdaGrad"``, ``"RMSprop, β = 0.99"``) unless ``colors`` maps the label to one.
+    ``reference`` maps a label to a constant drawn as a dotted horizontal line (e.g. the
+    level :math:`\alpha/|g|`).
+    """
+    fig, ax = plt.subplots(figsize=figsize)
+    for i, (label, values) in enumerate(curves.items()):
+        values = np.asarray(values, dtype=float)
+        ax.plot(np.arange(1, len(values) + 1), values, lw=2,
+                color=_path_color(label, i, colors), label=label)
+    for label, level in (reference or {}).items():
+        ax.axhline(level, ls=":", lw=1.2, color=COLORS["truth"], label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- 8.5 Adam and AdamW -----------------------------------------------------------
+
+
+def adam_moments_figure(g, beta1: float = 0.9, beta2: float = 0.999, *, mean=None,
+                        mean_square=None):
+    r"""Adam's moments on a gradient sequence ``g``: :math:`m_t, \hat m_t` (left) and
+    :math:`v_t, \hat v_t` (right), with the values they estimate when given."""
+    g = np.asarray(g, dtype=float)
+    t = np.arange(1, len(g) + 1)
+    fig, (ax_m, ax_v) = plt.subplots(1, 2, figsize=(10, 4.2))
+    panels = [(ax_m, g, beta1, "m", r"\beta_1", mean, r"$g_t$", r"$\mathbb{E}[g]$"),
+              (ax_v, g**2, beta2, "v", r"\beta_2", mean_square, r"$g_t^2$", r"$\mathbb{E}[g^2]$")]
+    for ax, x, beta, sym, bsym, target, data_label, target_label in panels:
+        ax.plot(t, x, ".", ms=4, color=COLORS["raw"], label=data_label)
+        if target is not None:
+            ax.axhline(target, ls="--", lw=1, color=COLORS["truth"], label=target_label)
+        ax.plot(t, ewa(x, beta), lw=2, color=COLORS["ewa"], label=rf"${sym}_t$")
+        ax.plot(t, ewa(x, beta, bias_correction=True), lw=2, color=COLORS["corrected"],
+                label=rf"$\hat {sym}_t = {sym}_t/(1-{bsym}^t)$")
+        ax.set_xlabel("step $t$")
+        ax.set_title(rf"${bsym} = {beta:g}$", fontsize=10)
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    ax_m.set_ylabel("first moment")
+    ax_v.set_ylabel("second moment")
+    fig.tight_layout()
+    return fig
+
+
+def path_and_loss_figure(surface, paths: dict, *, title: str | None = None,
+                         figsize=(10, 4.0), resolution: int = 151, levels: int = 20):
+    r"""Optimizer paths on ``surface`` (left) and their losses :math:`J(\theta_t)` on a log
+    scale (right), side by side: one slider frame.
+
+    The same picture as :func:`contour_figure` next to :func:`loss_curves_figure`, drawn
+    with a coarser grid and a single layout pass, because a slider renders it once per
+    frame.  ``paths`` maps a label to a :class:`optbook.surfaces.Trajectory`.
+    """
+    fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize)
+    X, Y, Z = surface.grid(resolution)
+    ax_path.contour(X, Y, Z, levels=surface.contour_levels(levels, resolution),
+                    cmap="Greys_r", linewidths=0.7, alpha=0.8)
+    for mx, my in surface.minima:
+        ax_path.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=5)
+    for i, (label, path) in enumerate(paths.items()):
+        color = color_of(label.split(" ")[0], i)
+        name = label + (" (diverged)" if path.diverged_at else "")
+        ax_path.plot(path.points[:, 0], path.points[:, 1], "-", lw=1.6, color=color,
+                     label=name, zorder=3)
+        ax_path.plot(*path.points[0], "o", color="k", ms=5, zorder=4)
+        ax_loss.plot(np.arange(len(path.losses)), path.losses, lw=2, color=color, label=name)
+    (x0, x1), (y0, y1) = surface.window
+    ax_path.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$x$", ylabel="$y$")
+    ax_path.set_title(title or f"{surface.name}: $J = {surface.formula}$", fontsize=10)
+    ax_loss.set_yscale("log")
+    ax_loss.set(xlabel="step $t$", ylabel=r"loss $J(\theta_t)$")
+    ax_loss.set_title("loss (log scale)", fontsize=10)
+    ax_path.legend(fontsize=8, loc="upper left")
+    fig.subplots_adjust(wspace=0.28)
+    return fig
+
+
+def weight_decay_figure(adamw: dict, adam_l2: dict, *, alpha: float | None = None):
+    r"""A weight's value over the steps under decoupled decay (AdamW) and under L2 in the
+    gradient (Adam + L2): each dict maps :math:`\lambda` to the sequence
+    :math:`\theta_0, \theta_1, \dots`."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    styles = ["-", "--", ":", "-."]
+    for kind, runs, color in (("AdamW", adamw, COLORS["AdamW"]),
+                              ("Adam + L2", adam_l2, COLORS["Adam"])):
+        for i, (lam, theta) in enumerate(runs.items()):
+            theta = np.asarray(theta, dtype=float)
+            ax.plot(np.arange(len(theta)), theta, styles[i % len(styles)], lw=2, color=color,
+                    label=rf"{kind}, $\lambda = {lam:g}$")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(r"$\theta_t$")
+    note = rf", $\alpha = {alpha:g}$" if alpha is not None else ""
+    ax.set_title(r"zero data gradient: only the regulariser acts" + note, fontsize=10)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+# --- worked example: Adam step by step ---------------------------------------------
+
+
+def adam_trace_figure(w, alpha: float, *, compare: dict | None = None, target: float = 0.1):
+    r"""Adam's iterates :math:`w_t` on :math:`f(w) = w^2` (left, with the band
+    :math:`|w| <` ``target``) and its step sizes :math:`|w_t - w_{t-1}|` against
+    :math:`\alpha` (right).  ``compare`` adds other runs' iterates to the left panel."""
+    w = np.asarray(w, dtype=float)
+    t = np.arange(len(w))
+    fig, (ax_w, ax_s) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_w.axhspan(-target, target, color="#facc15", alpha=0.35, lw=0,
+                 label=rf"$|w| < {target:g}$")
+    for i, (label, other) in enumerate((compare or {}).items()):
+        other = np.asarray(other, dtype=float)
+        ax_w.plot(np.arange(len(other)), other, "--", lw=1.5,
+                  color=color_of(label.split(" ")[0], i + 1), label=label)
+    ax_w.plot(t, w, lw=2, color=COLORS["Adam"], label="Adam")
+    ax_w.axhline(0, color=COLORS["truth"], lw=0.8)
+    ax_w.set_xlabel("iteration $t$")
+    ax_w.set_ylabel("$w_t$")
+    ax_w.set_title(rf"iterates, $\alpha = {alpha:g}$", fontsize=10)
+    ax_w.legend(fontsize=8)
+    steps = np.abs(np.diff(w))
+    ax_s.plot(t[1:], steps, lw=2, color=COLORS["Adam"], label=r"$|w_t - w_{t-1}|$")
+    ax_s.axhline(alpha, ls="--", lw=1, color=COLORS["truth"], label=r"$\alpha$")
+    ax_s.set_xlabel("iteration $t$")
+    ax_s.set_ylabel("step size")
+    ax_s.set_ylim(0, 1.25 * max(alpha, steps.max(initial=0.0)))
+    ax_s.set_title("how far each step moves $w$", fontsize=10)
+    ax_s.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- 8.1 gradient descent variants -------------------------------------------------
+
+
+def batch_size_color(batch_size: int, N: int) -> str:
+    """One colour per batch size on the 8.1 figures: B = 1 (SGD) red, B = N (full batch)
+    near-black, mini-batches in blue-green shades that darken as B grows."""
+    if batch_size <= 1:
+        return COLORS["SGD"]
+    if batch_size >= N:
+        return COLORS["truth"]
+    shade = np.log(batch_size) / np.log(N)  # 0 < shade < 1
+    return plt.get_cmap("viridis")(0.85 - 0.6 * shade)
+
+
+def batch_size_race_figure(runs: dict, floor: float, *, N: int | None = None,
+                           figsize=(9.0, 3.6), title: str | None = None):
+    r"""The excess loss :math:`J - J^*` of several :class:`optbook.minibatch.MinibatchRun`
+    against the number of updates (left) and against wall-clock seconds (right).
+
+    ``runs`` maps a label to a run; ``floor`` is :math:`J^*`.  Both axes are
+    logarithmic, so the first point shown is after the first update.
+    """
+    N = N or max(r.batch_size for r in runs.values())
+    fig, (ax_u, ax_s) = plt.subplots(1, 2, figsize=figsize, sharey=True)
+    for label, run in runs.items():
+        keep = run.updates > 0
+        gap = np.maximum(run.losses[keep] - floor, 1e-12)
+        color = batch_size_color(run.batch_size, N)
+        ax_u.plot(run.updates[keep], gap, lw=1.8, color=color, label=label)
+        ax_s.plot(run.seconds[keep], gap, lw=1.8, color=color, label=label)
+    for ax in (ax_u, ax_s):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax_u.set_xlabel("number of updates (log scale)")
+    ax_s.set_xlabel("wall-clock seconds spent on updates (log scale)")
+    ax_u.set_ylabel(r"$J(\theta) - J^*$ on all the data")
+    ax_u.set_title("progress per update", fontsize=10)
+    ax_s.set_title("progress per second", fontsize=10)
+    ax_s.legend(fontsize=8, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def minibatch_path_figure(surface, path, reference=None, *, label: str = "mini-batch SGD",
+                          reference_label: str = "batch GD ($B = N$)", title: str | None = None,
+                          loss_ylim: tuple[float, float] | None = None, figsize=(8.4, 3.4)):
+    r"""Left: the contours of ``surface`` with a mini-batch ``path`` (and, dashed, a
+    ``reference`` path such as batch gradient descent).  Right: :math:`J - J^*` along
+    both paths, per update (``loss_ylim`` fixes its range, so that the frames of a
+    slider can be compared).  Paths are :class:`optbook.surfaces.Trajectory` objects.
+    """
+    fig, (ax_c, ax_l) = plt.subplots(1, 2, figsize=figsize,
+                                     gridspec_kw={"width_ratios": [1.15, 1]})
+    X, Y, Z = surface.grid(161)
+    ax_c.contour(X, Y, Z, levels=surface.contour_levels(18), cmap="Greys_r",
+                 linewidths=0.7, alpha=0.8)
+    for mx, my in surface.minima:
+        ax_c.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=5)
+    diverged = getattr(path, "diverged_at", None)
+    if reference is not None:
+        ax_c.plot(reference.points[:, 0], reference.points[:, 1], "--", lw=1.5,
+                  color=COLORS["truth"], label=reference_label, zorder=3)
+    name = label + (" (diverged)" if diverged else "")
+    ax_c.plot(path.points[:, 0], path.points[:, 1], "-", lw=1.3, color=COLORS["SGD"],
+              marker="o", ms=2.5, label=name, zorder=4)
+    ax_c.plot(*path.points[0], "o", color="k", ms=5, zorder=6)
+    (x0, x1), (y0, y1) = surface.window
+    ax_c.set_xlim(x0, x1)
+    ax_c.set_ylim(y0, y1)
+    ax_c.set_xlabel("slope $w$")
+    ax_c.set_ylabel("intercept $b$")
+    ax_c.legend(fontsize=8, loc="lower right")
+    floor = surface.f_min or 0.0
+    for p, lab, style, color in ((reference, reference_label, "--", COLORS["truth"]),
+                                 (path, name, "-", COLORS["SGD"])):
+        if p is not None:
+            ax_l.plot(np.arange(len(p.losses)), np.maximum(p.losses - floor, 1e-12), style,
+                      lw=1.6, color=color, label=lab)
+    ax_l.set_yscale("log")
+    if loss_ylim is not None:
+        ax_l.set_ylim(*loss_ylim)
+    ax_l.set_xlabel("update $t$")
+    ax_l.set_ylabel(r"$J(\theta_t) - J^*$")
+    ax_l.legend(fontsize=8, loc="upper right")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+# --- optimizers side by side -------------------------------------------------------
+
+
+def surface_race_figure(surface, paths: dict, *, title: str | None = None,
+                        loss_floor: float = 1e-12, resolution: int = 151, levels: int = 22,
+                        figsize=(11.0, 4.3)):
+    r"""One slider frame of the side-by-side page: every optimizer's path on the contours
+    of ``surface`` (left) and its excess loss :math:`J(\theta_t) - J_{\min}` per step on a
+    log scale (right).
+
+    ``paths`` maps a label to a :class:`optbook.surfaces.Trajectory`; the label's first
+    word picks the book's colour (``"Adam (α = 0.1)"`` is purple).  A run that diverged
+    ends with a cross on the loss panel at the step where it left, and its label says
+    so.  Losses are clipped below at ``loss_floor`` so that an exact zero can be drawn.
+    """
+    fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize,
+                                           gridspec_kw={"width_ratios": [1.15, 1.0]})
+    X, Y, Z = surface.grid(resolution)
+    ax_path.contour(X, Y, Z, levels=surface.contour_levels(levels, resolution),
+                    cmap="Greys_r", linewidths=0.6, alpha=0.7)
+    for mx, my in surface.minima:
+        ax_path.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=6)
+    f_min = surface.f_min or 0.0
+    for i, (label, path) in enumerate(paths.items()):
+        color = color_of(label.split(" ")[0], i)
+        diverged = getattr(path, "diverged_at", None)
+        name = label + (f" (diverged at t = {diverged})" if diverged else "")
+        pts = np.asarray(path.points)
+        gap = np.maximum(np.asarray(path.losses, dtype=float) - f_min, loss_floor)
+        ax_path.plot(pts[:, 0], pts[:, 1], "-", lw=1.6, color=color, alpha=0.9, zorder=3,
+                     label=name)
+        ax_loss.plot(np.arange(len(gap)), gap, lw=1.8, color=color, label=name)
+        if diverged:
+            ax_loss.plot(len(gap) - 1, gap[-1], "x", ms=9, mew=2, color=color)
+    if paths:
+        start = np.asarray(next(iter(paths.values())).points)[0]
+        ax_path.plot(*start, "o", color="k", ms=5, zorder=7)
+    (x0, x1), (y0, y1) = surface.window
+    ax_path.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$x$", ylabel="$y$")
+    ax_path.set_title(title or f"{surface.name}: $J = {surface.formula}$", fontsize=10)
+    ax_loss.set_yscale("log")
+    ax_loss.set(xlabel="step $t$", ylabel=r"$J(\theta_t) - J_{\min}$ (log scale)")
+    ax_loss.set_title("excess loss per step", fontsize=10)
+    if paths:
+        ax_loss.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+#: The nodes of :func:`family_tree_figure`: name -> (x, y, year, who, what it added).
+FAMILY_TREE = {
+    "SGD": (0.0, 0.0, "1951", "Robbins & Monro", r"step against $g_t$"),
+    "Momentum": (3.0, 1.45, "1964", "Polyak", "+ velocity $m_t$,\nan average of $g_t$"),
+    "Nesterov": (6.0, 1.45, "1983", "Nesterov", "+ gradient at the\nlook-ahead point"),
+    "AdaGrad": (3.0, -1.45, "2011", "Duchi, Hazan & Singer",
+                "+ a step per weight,\n$\\alpha/\\sqrt{G_t}$"),
+    "RMSprop": (6.0, -1.45, "2012", "Hinton (lecture)", "sum $G_t$ $\\to$ decaying\naverage $v_t$"),
+    "Adam": (9.0, 0.0, "2014", "Kingma & Ba", "$m_t$ and $v_t$\n+ bias correction"),
+    "AdamW": (12.0, 0.0, "2017/2019", "Loshchilov & Hutter", "+ decoupled\nweight decay"),
+}
+
+#: The arrows of :func:`family_tree_figure`: (parent, child, bend); a non-zero bend
+#: curves the arrow (matplotlib's ``arc3`` radius) around a box in its way.
+FAMILY_EDGES = (("SGD", "Momentum", 0.0), ("Momentum", "Nesterov", 0.0),
+                ("SGD", "AdaGrad", 0.0), ("AdaGrad", "RMSprop", 0.0),
+                ("Momentum", "Adam", 0.25), ("RMSprop", "Adam", 0.0), ("Adam", "AdamW", 0.0))
+
+
+def family_tree_figure(nodes: dict | None = None, edges=FAMILY_EDGES, *,
+                       box=(2.7, 1.25), figsize=(11.0, 4.6)):
+    r"""The optimizer family tree, drawn with matplotlib only (no graphviz): one rounded
+    box per method with its year, authors and the mechanism it added, and an arrow from
+    each method to the ones built on it.  ``nodes`` defaults to :data:`FAMILY_TREE`.
+
+    Arrows start and end on the boxes' edges, so they never cross a box's text.
+    """
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    nodes = FAMILY_TREE if nodes is None else nodes
+    w, h = box
+    fig, ax = plt.subplots(figsize=figsize)
+    for name, (x, y, year, who, added) in nodes.items():
+        color = COLORS.get(name, "#b45309")
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h,
+                                    boxstyle="round,pad=0.02,rounding_size=0.12",
+                                    fc="white", ec=color, lw=2.2, zorder=2))
+        ax.text(x, y + 0.38, f"{name} ({year})", ha="center", va="center",
+                fontsize=11.5, fontweight="bold", color=color, zorder=3)
+        ax.text(x, y + 0.12, who, ha="center", va="center", fontsize=9.5,
+                color="#475569", zorder=3)
+        ax.text(x, y - 0.27, added, ha="center", va="center", fontsize=9.5,
+                linespacing=1.25, zorder=3)
+
+    def edge_point(centre, towards):
+        """Where the ray from a box's centre towards another point leaves the box."""
+        (cx, cy), (tx, ty) = centre, towards
+        dx, dy = tx - cx, ty - cy
+        scale = min((w / 2) / abs(dx) if dx else np.inf, (h / 2) / abs(dy) if dy else np.inf)
+        return cx + dx * scale, cy + dy * scale
+
+    for parent, child, *bend in edges:
+        p, c = nodes[parent][:2], nodes[child][:2]
+        ax.add_patch(FancyArrowPatch(edge_point(p, c), edge_point(c, p), arrowstyle="-|>",
+                                     connectionstyle=f"arc3,rad={bend[0] if bend else 0.0}",
+                                     mutation_scale=16, lw=1.5, color="#334155", zorder=1,
+                                     shrinkA=2, shrinkB=2))
+    xs = [v[0] for v in nodes.values()]
+    ys = [v[1] for v in nodes.values()]
+    ax.set_xlim(min(xs) - w / 2 - 0.1, max(xs) + w / 2 + 0.1)
+    ax.set_ylim(min(ys) - h / 2 - 0.1, max(ys) + h / 2 + 0.1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def figure_svg(fig) -> bytes:
+    """Render ``fig`` to SVG bytes (text as paths, so no fonts are needed) and close it.
+
+    For ``IPython.display.SVG(data=...)``: a diagram stays sharp at any zoom.  The output
+    carries no date and fixed element ids, so the same figure always gives the same bytes.
+    """
+    buf = io.BytesIO()
+    with plt.rc_context({"svg.fonttype": "path", "svg.hashsalt": "optbook"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def bias_correction_compact_figure(t, moments: dict, steps: dict, *, figsize=(11.0, 3.6)):
+    r"""Bias correction in two panels, against the step :math:`t` (log scale).
+
+    Left, ``moments``: running averages of a constant gradient :math:`g = 1` with and
+    without correction (label → values); the true value 1 is the dotted line.  Right,
+    ``steps``: the size of each update divided by :math:`\alpha` (label → values), where
+    1 is the step Adam is designed to take.  A label's first word picks the book's
+    colour; labels containing "corrected" (but not "uncorrected") are drawn dashed.
+    """
+    t = np.asarray(t)
+    fig, (ax_m, ax_s) = plt.subplots(1, 2, figsize=figsize)
+    for ax, curves in ((ax_m, moments), (ax_s, steps)):
+        for i, (label, values) in enumerate(curves.items()):
+            dashed = "corrected" in label and "uncorrected" not in label
+            ax.plot(t, np.asarray(values, dtype=float), "--" if dashed else "-", lw=2,
+                    color=color_of(label.split(" ")[0], i), label=label)
+        ax.axhline(1.0, ls=":", lw=1.2, color=COLORS["truth"])
+        ax.set_xscale("log")
+        ax.set_xlabel("step $t$ (log scale)")
+        ax.legend(fontsize=8)
+    ax_m.set_ylabel("estimate of $g$ or $g^2$ (true value 1)")
+    ax_m.set_title("the averages, for a constant gradient $g = 1$", fontsize=10)
+    ax_s.set_yscale("log")
+    ax_s.set_ylabel(r"step size $/\ \alpha$ (log scale)")
+    ax_s.set_title("how far one update moves a weight", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# --- common mistakes ---------------------------------------------------------------
+
+
+def loss_grid_figure(grid, row_values, col_values, *, row_label: str, col_label: str,
+                     ax=None, title: str | None = None, vmin=None, vmax=None,
+                     figsize=(6.0, 3.6)):
+    r"""A heat map of ``log10`` of a grid of final losses, each cell annotated.
+
+    ``grid[i, j]`` belongs to ``row_values[i]`` and ``col_values[j]``; a non-finite
+    value (a diverged run) is drawn as a black cell marked "div".  ``vmin``/``vmax``
+    (in ``log10`` units) fix the colour scale so that two panels can share it.
+    """
+    grid = np.asarray(grid, dtype=float)
+    if grid.shape != (len(row_values), len(col_values)):
+        raise ValueError(f"grid has shape {grid.shape} but there are {len(row_values)} rows "
+                         f"and {len(col_values)} columns")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+    else:
+        fig = ax.figure
+    finite = np.isfinite(grid) & (grid > 0)
+    logs = np.where(finite, np.log10(np.where(finite, grid, 1.0)), np.nan)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="black")
+    image = ax.imshow(logs, cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            text = f"{grid[i, j]:.2g}" if finite[i, j] else "div"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7.5,
+                    color="white" if not finite[i, j] or logs[i, j] < np.nanmean(logs) else "black")
+    ax.set_xticks(range(len(col_values)), [f"{v:g}" for v in col_values], fontsize=8)
+    ax.set_yticks(range(len(row_values)), [f"{v:g}" for v in row_values], fontsize=8)
+    ax.set_xlabel(col_label)
+    ax.set_ylabel(row_label)
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label=r"$\log_{10}$ final loss")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def run_groups_figure(groups: dict, *, colors: dict | None = None, logy: bool = True,
+                      xlabel: str = "step", ylabel: str = "loss", title: str | None = None,
+                      figsize=(8.0, 3.8)):
+    r"""Repeated runs of a few settings: one colour per setting, one thin line per run.
+
+    ``groups`` maps a setting's label (e.g. ``"no warm-up"``) to a list of curves (one
+    per seed).  The legend names each setting once, with its number of runs.
+    ``colors`` maps a label to a colour; by default the settings take matplotlib's
+    colour cycle in order.
+    """
+    fig, ax = plt.subplots(figsize=figsize)
+    for i, (label, curves) in enumerate(groups.items()):
+        color = (colors or {}).get(label, f"C{i}")
+        for k, curve in enumerate(curves):
+            curve = np.asarray(curve, dtype=float)
+            ax.plot(np.arange(len(curve)), curve, lw=1.4, alpha=0.85, color=color,
+                    label=f"{label} ({len(curves)} runs)" if k == 0 else None)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- 8.6 schedules -----------------------------------------------------------------
+
+
+def schedules_figure(curves: dict, *, xlabel: str = "epoch $t$", title: str | None = None,
+                     figsize=(8.5, 7.0)):
+    r"""Learning-rate curves :math:`\alpha_t`, one per label: linear scale (top), log scale
+    (bottom), with one legend for both underneath.
+
+    ``curves`` maps a label to the rates :math:`\alpha_0, \alpha_1, \dots` (e.g. from
+    :func:`optbook.schedules.lr_curve`).  The log panel shows what the linear one hides:
+    how many orders of magnitude each schedule falls by the end.
+    """
+    fig, axes = plt.subplots(2, 1, figsize=figsize, sharex=True)
+    for ax, logy in zip(axes, (False, True)):
+        for i, (label, lrs) in enumerate(curves.items()):
+            lrs = np.asarray(lrs, dtype=float)
+            ax.plot(np.arange(len(lrs)), lrs, lw=2, color=f"C{i}", label=label)
+        ax.set_ylabel(r"learning rate $\alpha_t$" + (" (log scale)" if logy else ""))
+        if logy:
+            ax.set_yscale("log")
+    axes[1].set_xlabel(xlabel)
+    if title:
+        axes[0].set_title(title, fontsize=11)
+    handles, labels = axes[0].get_legend_handles_labels()
+    ncol = min(3, len(labels)) or 1
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=9)
+    rows = -(-len(labels) // ncol)
+    fig.tight_layout(rect=(0, 0.035 * rows + 0.01, 1, 1))
+    return fig
+
+
+def schedule_frame_figure(lrs, *, spans=(), marks=(), title: str | None = None,
+                          ymax: float | None = None, xlabel: str = "epoch $t$",
+                          color: str = "C0", figsize=(8.0, 3.4)):
+    r"""One schedule :math:`\alpha_t` (a slider frame): shaded ``spans`` ``[(start, end,
+    label)]`` (e.g. the warm-up) and dotted vertical lines at ``marks`` (e.g. restarts)."""
+    lrs = np.asarray(lrs, dtype=float)
+    fig, ax = plt.subplots(figsize=figsize)
+    for start, end, label in spans:
+        ax.axvspan(start, end, color="#fde68a", alpha=0.6, lw=0, label=label)
+    for j, x in enumerate(marks):
+        ax.axvline(x, color=COLORS["truth"], lw=0.8, ls=":", label="restart" if j == 0 else None)
+    ax.plot(np.arange(len(lrs)), lrs, lw=2, color=color, label=r"$\alpha_t$")
+    ax.set_xlim(0, len(lrs) - 1)
+    ax.set_ylim(0, ymax if ymax is not None else 1.08 * lrs.max())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(r"learning rate $\alpha_t$")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=9, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def warmup_runs_figure(runs: dict, *, schedules: dict | None = None,
+                       blowup: float | None = None, title: str | None = None,
+                       figsize=(8.5, 7.0)):
+    r"""The warm-up experiment: each schedule's :math:`\alpha_t` (top) and the training
+    loss of every seed (bottom, log scale).
+
+    ``runs`` maps a label to a list of :class:`optbook.torch_loops.TrainRun` (one per
+    seed).  ``schedules`` (same labels) gives each schedule's whole curve
+    :math:`\alpha_t`; without it, the rates the longest run used are drawn.  A run that
+    blew up ends in a cross; the loss axis is cut at ``blowup`` (drawn as a dotted line),
+    so a cross sits on that line when the loss went beyond it.
+    """
+    fig, (ax_lr, ax_loss) = plt.subplots(2, 1, figsize=figsize, sharex=True,
+                                         gridspec_kw={"height_ratios": [1.0, 1.6]})
+    floor = np.inf
+    for i, (label, seed_runs) in enumerate(runs.items()):
+        color = f"C{i}"
+        if schedules is not None:
+            lrs = np.asarray(schedules[label], dtype=float)
+        else:
+            lrs = max(seed_runs, key=lambda r: len(r.lrs)).lrs
+        ax_lr.plot(np.arange(len(lrs)), lrs, lw=2, color=color, label=label)
+        for j, run in enumerate(seed_runs):
+            losses = np.asarray(run.losses, dtype=float)
+            if blowup is not None:
+                losses = np.where(np.isfinite(losses), np.minimum(losses, blowup), blowup)
+            floor = min(floor, np.nanmin(losses))
+            steps = np.arange(len(losses))
+            ax_loss.plot(steps, losses, lw=1.2, color=color, alpha=0.85,
+                         label=label if j == 0 else None)
+            if run.diverged_at is not None:
+                ax_loss.plot(steps[-1], losses[-1], "x", ms=10, mew=2.5, color=color,
+                             clip_on=False, zorder=5)
+    if blowup is not None:
+        ax_loss.axhline(blowup, color=COLORS["truth"], lw=0.8, ls=":")
+        ax_loss.text(0.99, blowup, "blow-up threshold ", transform=ax_loss.get_yaxis_transform(),
+                     ha="right", va="top", fontsize=8)
+        ax_loss.set_ylim(0.5 * floor, 3 * blowup)
+    ax_lr.set_ylabel(r"learning rate $\alpha_t$")
+    ax_lr.set_title(title or "the three schedules (top) and the training loss of each seed "
+                    "(bottom; × = blew up)", fontsize=10)
+    ax_lr.legend(fontsize=9)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("update $t$")
+    ax_loss.set_ylabel("mini-batch loss (MSE, log scale)")
+    ax_loss.legend(fontsize=9, loc="center right")
+    fig.tight_layout()
+    return fig
+
+
+# --- PyTorch in practice -----------------------------------------------------------
+
+
+def loss_panels_figure(panels: dict, *, clip: float | None = None, xlabel: str = "epoch",
+                       ylabel: str = "training loss", colors=("#2563eb", "#dc2626"),
+                       figsize=None):
+    r"""One log-scale panel of loss curves per entry of ``panels`` (``{title: {label:
+    losses}}``), the same colour for the same label position in every panel.
+
+    With ``clip``, a curve that exceeds it (or stops being finite) is drawn up to the
+    clip line and ends in a cross there, so one blow-up does not flatten the others.
+    """
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=figsize or (4.0 * n, 3.8), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for i, (label, losses) in enumerate(curves.items()):
+            losses = np.asarray(losses, dtype=float)
+            color = colors[i % len(colors)]
+            bad = ~np.isfinite(losses) | ((losses > clip) if clip is not None else False)
+            if clip is not None and bad.any():
+                k = int(np.argmax(bad))
+                shown = np.append(losses[:k], clip)
+                ax.plot(np.arange(k + 1), shown, lw=2, color=color, label=label)
+                ax.plot(k, clip, "x", ms=10, mew=2.5, color=color, clip_on=False, zorder=5)
+            else:
+                ax.plot(np.arange(len(losses)), losses, lw=2, color=color, label=label)
+        if clip is not None:
+            ax.axhline(clip, color=COLORS["truth"], lw=0.8, ls=":")
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=9)
+    fig.tight_layout()
+    return fig
