@@ -4,6 +4,7 @@ Modules follow the order in which the chapter teaches them:
 
 ========================  =====================================================
 ``optbook.notation``      the book's one notation table (symbols ↔ code names)
+``optbook.minibatch``     8.1 mini-batches, the batch-size experiments, LR scaling rules
 ``optbook.ewa``           8.2 exponentially weighted averages
 ``optbook.optimizers``    8.3–8.5 SGD, momentum, RMSprop, AdaGrad, Adam, AdamW
 ``optbook.schedules``     8.6 learning-rate schedules
@@ -11,6 +12,7 @@ Modules follow the order in which the chapter teaches them:
 ``optbook.plotting``      figure helpers shared by the chapter pages
 ``optbook.widgets``       sliders that also work in the static site
 ``optbook.models``        small models with hand-written gradients (the comparison problem)
+``optbook.torch_loops``   small PyTorch models and a scheduled training loop (8.6 warm-up)
 ``optbook.data``          small generated data sets (no downloads)
 ``optbook.device``        where PyTorch runs: CUDA when present, else the CPU
 ``optbook.pages``         plumbing for the pages (glue)

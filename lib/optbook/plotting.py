@@ -155,6 +155,19 @@ def contour_figure(surface, paths: dict | None = None, *, ax=None, levels: int =
     return fig
 
 
+def _finish_curves(fig, ax, *, logy, xlabel, ylabel, title):
+    """Axis scale, labels, title and legend shared by the curve figures."""
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def loss_curves_figure(curves: dict, *, ax=None, logy: bool = True, xlabel: str = "step $t$",
                        ylabel: str = r"loss $J(\theta_t)$", title: str | None = None,
                        figsize=(6.4, 4.0)):
@@ -166,15 +179,7 @@ def loss_curves_figure(curves: dict, *, ax=None, logy: bool = True, xlabel: str 
     for i, (label, values) in enumerate(curves.items()):
         values = np.asarray(getattr(values, "losses", values), dtype=float)
         ax.plot(np.arange(len(values)), values, lw=2, color=color_of(label.split(" ")[0], i), label=label)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish_curves(fig, ax, logy=logy, xlabel=xlabel, ylabel=ylabel, title=title)
 
 
 # --- 8.3 momentum ------------------------------------------------------------------
@@ -289,14 +294,7 @@ def effective_step_figure(curves: dict, *, reference: dict | None = None,
     for label, level in (reference or {}).items():
         ax.axhline(level, ls=":", lw=1.2, color=COLORS["truth"], label=label)
     ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("step $t$")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish_curves(fig, ax, logy=True, xlabel="step $t$", ylabel=ylabel, title=title)
 
 
 # --- 8.5 Adam and AdamW -----------------------------------------------------------
@@ -723,15 +721,7 @@ def run_groups_figure(groups: dict, *, colors: dict | None = None, logy: bool = 
             curve = np.asarray(curve, dtype=float)
             ax.plot(np.arange(len(curve)), curve, lw=1.4, alpha=0.85, color=color,
                     label=f"{label} ({len(curves)} runs)" if k == 0 else None)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish_curves(fig, ax, logy=logy, xlabel=xlabel, ylabel=ylabel, title=title)
 
 
 # --- 8.6 schedules -----------------------------------------------------------------
