@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose  # noqa: E402
 
 from optbook.optimizers import Adam, AdamW, adam_step  # noqa: E402
 from optbook.plotting import (COLORS, adam_moments_figure, adam_trace_figure,  # noqa: E402
-                              figure_png, path_and_loss_figure, weight_decay_figure)
+                              figure_png, paths_and_losses_figure, weight_decay_figure)
 from optbook.surfaces import rosenbrock, trajectory  # noqa: E402
 
 
@@ -69,10 +69,15 @@ def test_moments_figure_without_targets_draws_no_reference_lines():
     assert len(figure_png(fig)) > 1000
 
 
-# ------------------------------------------------------------------ path_and_loss_figure
-def test_path_and_loss_figure_draws_the_trajectory():
+# ------------------------------------------- paths_and_losses_figure, as the Adam page calls it
+ADAM_PAGE = dict(loss_title="loss (log scale)", max_loss_factor=None, min_loss_factor=None,
+                 resolution=151, levels=20, legend="path", legend_loc="upper left",
+                 figsize=(8.8, 4.0))
+
+
+def test_paths_and_losses_figure_draws_the_trajectory():
     run = trajectory(Adam(lr=0.05), rosenbrock, steps=50)
-    fig = path_and_loss_figure(rosenbrock, {"Adam": run}, title="a title")
+    fig = paths_and_losses_figure(rosenbrock, {"Adam": run}, title="a title", **ADAM_PAGE)
     ax_path, ax_loss = fig.axes
     path = lines_by_label(ax_path)["Adam"]
     assert_allclose(path.get_xdata(), run.points[:, 0])
@@ -89,10 +94,10 @@ def test_path_and_loss_figure_draws_the_trajectory():
     assert len(ax_path.collections) > 0  # the contour lines
 
 
-def test_path_and_loss_figure_marks_divergence():
+def test_paths_and_losses_figure_marks_divergence():
     run = trajectory(Adam(lr=50.0), rosenbrock, steps=200, blow_up=3.0)
     assert run.diverged_at is not None
-    fig = path_and_loss_figure(rosenbrock, {"Adam": run})
+    fig = paths_and_losses_figure(rosenbrock, {"Adam": run}, **ADAM_PAGE)
     assert "Adam (diverged)" in lines_by_label(fig.axes[1])
 
 

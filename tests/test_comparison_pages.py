@@ -24,8 +24,8 @@ from optbook.plotting import (  # noqa: E402
     family_tree_figure,
     figure_svg,
     loss_grid_figure,
+    paths_and_losses_figure,
     run_groups_figure,
-    surface_race_figure,
 )
 from optbook.surfaces import Trajectory, quadratic, rosenbrock, trajectory  # noqa: E402
 
@@ -40,13 +40,17 @@ def same_color(a, b) -> bool:
     return np.allclose(mcolors.to_rgba(a), mcolors.to_rgba(b))
 
 
-# --- surface_race_figure ------------------------------------------------------------
+# --- paths_and_losses_figure, as the side-by-side page calls it ----------------------
+
+SIDE_BY_SIDE = dict(loss_title="excess loss per step", excess=True, cut_diverged=False,
+                    mark_diverged=True, max_loss_factor=None, min_loss_factor=None,
+                    legend="loss", legend_loc="best", figsize=(11.0, 4.3))
 
 
-def test_surface_race_figure_draws_every_path_and_its_excess_loss():
+def test_paths_and_losses_figure_excess_draws_every_path_and_its_excess_loss():
     paths = {"SGD α=0.001": trajectory(SGD(lr=0.001), rosenbrock, steps=5),
              "Adam α=0.1": trajectory(Adam(lr=0.1), rosenbrock, steps=5)}
-    fig = surface_race_figure(rosenbrock, paths, resolution=41)
+    fig = paths_and_losses_figure(rosenbrock, paths, resolution=41, **SIDE_BY_SIDE)
     ax_path, ax_loss = fig.axes[:2]
     labelled = {line.get_label(): line for line in ax_path.get_lines()
                 if not line.get_label().startswith("_")}
@@ -62,12 +66,12 @@ def test_surface_race_figure_draws_every_path_and_its_excess_loss():
     assert "rosenbrock" in ax_path.get_title()
 
 
-def test_surface_race_figure_marks_a_diverged_run_and_clips_zero_losses():
+def test_paths_and_losses_figure_excess_marks_a_diverged_run_and_clips_zero_losses():
     diverged = trajectory(SGD(lr=2.0), quadratic, steps=100)   # |1 - 2α| = 3 > 1
     assert diverged.diverged_at is not None
     exact = Trajectory(np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([1.0, 0.0]))
-    fig = surface_race_figure(quadratic, {"SGD big": diverged, "Adam exact": exact},
-                              resolution=31, loss_floor=1e-9)
+    fig = paths_and_losses_figure(quadratic, {"SGD big": diverged, "Adam exact": exact},
+                                  resolution=31, loss_floor=1e-9, **SIDE_BY_SIDE)
     ax_path, ax_loss = fig.axes[:2]
     labels = [line.get_label() for line in ax_loss.get_lines()]
     assert f"SGD big (diverged at t = {diverged.diverged_at})" in labels

@@ -86,6 +86,20 @@ def test_loss_axis_floor_keeps_tiny_losses_from_squashing_the_plot():
     assert low_slow == pytest.approx(slow.losses.min() / 3)
 
 
+def test_uncut_diverged_path_unclipped_loss_axis_and_one_legend():
+    diverged = trajectory(SGD(lr=0.2), ravine, steps=200)
+    fig = paths_and_losses_figure(ravine, {"SGD": diverged}, cut_diverged=False,
+                                  max_loss_factor=None, min_loss_factor=None, legend="loss")
+    ax_path, ax_loss = fig.axes
+    np.testing.assert_array_equal(lines_by_label(ax_path)["SGD (diverged)"].get_xydata(),
+                                  diverged.points)
+    low, high = ax_loss.get_ylim()
+    assert high >= diverged.losses.max() and low <= diverged.losses.min()
+    assert ax_path.get_legend() is None and ax_loss.get_legend() is not None
+    with pytest.raises(ValueError, match="legend"):
+        paths_and_losses_figure(ravine, {"SGD": diverged}, legend="left")
+
+
 def test_first_outside():
     window = ((-1.0, 1.0), (-1.0, 1.0))
     pts = np.array([[0.0, 0.0], [0.5, 0.9], [0.5, 1.5], [0.0, 0.0]])

@@ -116,6 +116,21 @@ def color_of(name: str, i: int = 0) -> str:
     return COLORS.get(name, f"C{i}")
 
 
+def _draw_surface(ax, surface, *, resolution: int = 201, levels: int = 25,
+                  title: str | None = None) -> None:
+    """The background of every path figure: contours of ``surface`` on a
+    ``resolution`` × ``resolution`` grid, a star on each known minimum, the axes cut to
+    the surface's window, and a title (by default the surface's name and formula)."""
+    X, Y, Z = surface.grid(resolution)
+    ax.contour(X, Y, Z, levels=surface.contour_levels(levels, resolution), cmap="Greys_r",
+               linewidths=0.7, alpha=0.8)
+    for mx, my in surface.minima:
+        ax.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=5)
+    (x0, x1), (y0, y1) = surface.window
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$x$", ylabel="$y$")
+    ax.set_title(title or f"{surface.name}: $J = {surface.formula}$", fontsize=10)
+
+
 def contour_figure(surface, paths: dict | None = None, *, ax=None, levels: int = 25,
                    title: str | None = None, show_start: bool = True, figsize=(6.4, 4.8),
                    marker_every: int | None = None):
@@ -123,17 +138,13 @@ def contour_figure(surface, paths: dict | None = None, *, ax=None, levels: int =
 
     ``paths`` maps a label to a :class:`optbook.surfaces.Trajectory` (or an ``(n, 2)``
     array of points).  Known minima are marked with a star; a path that diverged is
-    drawn up to where it left the window and labelled "diverged".
+    drawn up to its last finite point (the axes stay on the window) and labelled "diverged".
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
     else:
         fig = ax.figure
-    X, Y, Z = surface.grid(201)
-    ax.contour(X, Y, Z, levels=surface.contour_levels(levels), cmap="Greys_r",
-               linewidths=0.7, alpha=0.8)
-    for mx, my in surface.minima:
-        ax.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=5)
+    _draw_surface(ax, surface, levels=levels, title=title)
     for i, (label, path) in enumerate((paths or {}).items()):
         pts = np.asarray(getattr(path, "points", path))
         diverged = getattr(path, "diverged_at", None)
@@ -143,12 +154,6 @@ def contour_figure(surface, paths: dict | None = None, *, ax=None, levels: int =
                 marker="o" if marker_every else None, ms=3, markevery=marker_every)
         if show_start and i == 0:
             ax.plot(pts[0, 0], pts[0, 1], "o", color="k", ms=5, zorder=4)
-    (x0, x1), (y0, y1) = surface.window
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.set_xlabel("$x$")
-    ax.set_ylabel("$y$")
-    ax.set_title(title or f"{surface.name}: $J = {surface.formula}$", fontsize=10)
     if paths:
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -182,9 +187,6 @@ def loss_curves_figure(curves: dict, *, ax=None, logy: bool = True, xlabel: str 
     return _finish_curves(fig, ax, logy=logy, xlabel=xlabel, ylabel=ylabel, title=title)
 
 
-# --- 8.3 momentum ------------------------------------------------------------------
-
-
 def _path_color(label: str, i: int, colors: dict | None) -> str:
     """``colors[label]`` if given, else the book's colour for the label's first word
     (``"RMSprop, β = 0.9"`` and ``"RMSprop (α = 0.1)"`` both get RMSprop's colour)."""
@@ -203,47 +205,79 @@ def _first_outside(points, window) -> int:
 
 def paths_and_losses_figure(surface, paths: dict, *, title: str | None = None,
                             loss_title: str | None = None, colors: dict | None = None,
-                            max_loss_factor: float = 30.0, min_loss_factor: float = 1e-16,
+                            excess: bool = False, loss_floor: float = 1e-12,
+                            cut_diverged: bool = True, mark_diverged: bool = False,
+                            max_loss_factor: float | None = 30.0,
+                            min_loss_factor: float | None = 1e-16,
+                            resolution: int = 201, levels: int = 25,
+                            legend: str = "both", legend_loc: str = "upper right",
                             figsize=(11.0, 4.2)):
     r"""Two panels: each optimizer's path on the contours of ``surface`` (left) and its
     loss :math:`J(\theta_t)` against the step on a log scale (right).
 
     ``paths`` maps a label to a :class:`optbook.surfaces.Trajectory`.  A label's first
-    word picks the book's colour (``"SGD ..."``, ``"Momentum ..."``) unless ``colors``
-    maps the label to one.  A run that diverged is labelled so, and the loss axis is
-    cut at ``max_loss_factor`` times the largest starting loss so that a blow-up does
-    not flatten the other curves, and below at ``min_loss_factor`` times it (losses
-    can fall to 1e-200 and beyond, far below anything worth seeing).
+    word picks the book's colour (``"SGD ..."``, ``"Momentum ..."``, ``"Adam (α = 0.1)"``)
+    unless ``colors`` maps the label to one.  The contours are drawn on a ``resolution``
+    × ``resolution`` grid with ``levels`` levels (a slider renders one figure per frame,
+    so its pages may ask for a coarser grid).
+
+    With ``excess=True`` the right panel shows the excess loss
+    :math:`J(\theta_t) - J_{\min}` instead, raised to ``loss_floor`` so that an exact
+    zero can be drawn.  A run that diverged is labelled so; with ``cut_diverged`` its
+    path is drawn only until it first leaves the window, and with ``mark_diverged`` its
+    label gives the step and its loss curve ends in a cross.  The loss axis is cut at
+    ``max_loss_factor`` times the largest starting loss so that a blow-up does not
+    flatten the other curves, and below at ``min_loss_factor`` times it (losses can fall
+    to 1e-200 and beyond, far below anything worth seeing); ``None`` leaves that end to
+    matplotlib.  ``legend`` puts the legend on ``"both"`` panels, only the ``"path"``
+    panel or only the ``"loss"`` panel, at ``legend_loc``.
     """
+    if legend not in ("both", "path", "loss"):
+        raise ValueError(f"Invalid legend: {legend!r} (must be 'both', 'path' or 'loss')")
     fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize,
                                            gridspec_kw={"width_ratios": [1.3, 1.0]})
-    contour_figure(surface, None, ax=ax_path, title=title)
-    start_loss = 0.0
+    _draw_surface(ax_path, surface, resolution=resolution, levels=levels, title=title)
+    f_min = (surface.f_min or 0.0) if excess else None
+    start_loss, low = 0.0, np.inf
     for i, (label, path) in enumerate(paths.items()):
         color = _path_color(label, i, colors)
-        name = label + (" (diverged)" if path.diverged_at else "")
-        pts, losses = np.asarray(path.points), np.asarray(path.losses, dtype=float)
-        if path.diverged_at:  # draw it only until it first leaves the window
+        diverged = getattr(path, "diverged_at", None)
+        if diverged:
+            name = label + (f" (diverged at t = {diverged})" if mark_diverged else " (diverged)")
+        else:
+            name = label
+        pts, values = np.asarray(path.points), np.asarray(path.losses, dtype=float)
+        if excess:
+            values = np.maximum(values - f_min, loss_floor)
+        if diverged and cut_diverged:  # draw it only until it first leaves the window
             pts = pts[:_first_outside(pts, surface.window) + 1]
         ax_path.plot(pts[:, 0], pts[:, 1], "-", color=color, lw=1.8, label=name, zorder=3)
-        ax_loss.plot(np.arange(len(losses)), losses, lw=2, color=color, label=name)
-        start_loss = max(start_loss, float(losses[0]))
+        ax_loss.plot(np.arange(len(values)), values, lw=2, color=color, label=name)
+        if diverged and mark_diverged:
+            ax_loss.plot(len(values) - 1, values[-1], "x", ms=9, mew=2, color=color)
+        start_loss = max(start_loss, float(values[0]))
+        low = min(low, float(np.nanmin(values)))
     if paths:
         first = np.asarray(next(iter(paths.values())).points)
         ax_path.plot(first[0, 0], first[0, 1], "o", color="k", ms=5, zorder=4)
-        ax_path.legend(fontsize=8, loc="upper right")
-        ax_loss.legend(fontsize=8, loc="upper right")
+        for ax, panel in ((ax_path, "path"), (ax_loss, "loss")):
+            if legend in ("both", panel):
+                ax.legend(fontsize=8, loc=legend_loc)
     ax_loss.set_yscale("log")
     if start_loss > 0:
-        low = min((float(np.nanmin(np.asarray(p.losses, dtype=float))) for p in paths.values()),
-                  default=start_loss)
-        ax_loss.set_ylim(max(low / 3, start_loss * min_loss_factor), start_loss * max_loss_factor)
+        bottom = None if min_loss_factor is None else max(low / 3, start_loss * min_loss_factor)
+        top = None if max_loss_factor is None else start_loss * max_loss_factor
+        ax_loss.set_ylim(bottom, top)
     ax_loss.set_xlabel("step $t$")
-    ax_loss.set_ylabel(r"loss $J(\theta_t)$")
+    ax_loss.set_ylabel(r"$J(\theta_t) - J_{\min}$ (log scale)" if excess
+                       else r"loss $J(\theta_t)$")
     if loss_title:
         ax_loss.set_title(loss_title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --- 8.3 momentum ------------------------------------------------------------------
 
 
 def gradient_average_figure(g, m, *, beta: float, names=("$x$ (along the ravine)",
@@ -322,39 +356,6 @@ def adam_moments_figure(g, beta1: float = 0.9, beta2: float = 0.999, *, mean=Non
     ax_m.set_ylabel("first moment")
     ax_v.set_ylabel("second moment")
     fig.tight_layout()
-    return fig
-
-
-def path_and_loss_figure(surface, paths: dict, *, title: str | None = None,
-                         figsize=(10, 4.0), resolution: int = 151, levels: int = 20):
-    r"""Optimizer paths on ``surface`` (left) and their losses :math:`J(\theta_t)` on a log
-    scale (right), side by side: one slider frame.
-
-    The same picture as :func:`contour_figure` next to :func:`loss_curves_figure`, drawn
-    with a coarser grid and a single layout pass, because a slider renders it once per
-    frame.  ``paths`` maps a label to a :class:`optbook.surfaces.Trajectory`.
-    """
-    fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize)
-    X, Y, Z = surface.grid(resolution)
-    ax_path.contour(X, Y, Z, levels=surface.contour_levels(levels, resolution),
-                    cmap="Greys_r", linewidths=0.7, alpha=0.8)
-    for mx, my in surface.minima:
-        ax_path.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=5)
-    for i, (label, path) in enumerate(paths.items()):
-        color = color_of(label.split(" ")[0], i)
-        name = label + (" (diverged)" if path.diverged_at else "")
-        ax_path.plot(path.points[:, 0], path.points[:, 1], "-", lw=1.6, color=color,
-                     label=name, zorder=3)
-        ax_path.plot(*path.points[0], "o", color="k", ms=5, zorder=4)
-        ax_loss.plot(np.arange(len(path.losses)), path.losses, lw=2, color=color, label=name)
-    (x0, x1), (y0, y1) = surface.window
-    ax_path.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$x$", ylabel="$y$")
-    ax_path.set_title(title or f"{surface.name}: $J = {surface.formula}$", fontsize=10)
-    ax_loss.set_yscale("log")
-    ax_loss.set(xlabel="step $t$", ylabel=r"loss $J(\theta_t)$")
-    ax_loss.set_title("loss (log scale)", fontsize=10)
-    ax_path.legend(fontsize=8, loc="upper left")
-    fig.subplots_adjust(wspace=0.28)
     return fig
 
 
@@ -506,52 +507,6 @@ def minibatch_path_figure(surface, path, reference=None, *, label: str = "mini-b
 
 
 # --- optimizers side by side -------------------------------------------------------
-
-
-def surface_race_figure(surface, paths: dict, *, title: str | None = None,
-                        loss_floor: float = 1e-12, resolution: int = 151, levels: int = 22,
-                        figsize=(11.0, 4.3)):
-    r"""One slider frame of the side-by-side page: every optimizer's path on the contours
-    of ``surface`` (left) and its excess loss :math:`J(\theta_t) - J_{\min}` per step on a
-    log scale (right).
-
-    ``paths`` maps a label to a :class:`optbook.surfaces.Trajectory`; the label's first
-    word picks the book's colour (``"Adam (α = 0.1)"`` is purple).  A run that diverged
-    ends with a cross on the loss panel at the step where it left, and its label says
-    so.  Losses are clipped below at ``loss_floor`` so that an exact zero can be drawn.
-    """
-    fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize,
-                                           gridspec_kw={"width_ratios": [1.15, 1.0]})
-    X, Y, Z = surface.grid(resolution)
-    ax_path.contour(X, Y, Z, levels=surface.contour_levels(levels, resolution),
-                    cmap="Greys_r", linewidths=0.6, alpha=0.7)
-    for mx, my in surface.minima:
-        ax_path.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=6)
-    f_min = surface.f_min or 0.0
-    for i, (label, path) in enumerate(paths.items()):
-        color = color_of(label.split(" ")[0], i)
-        diverged = getattr(path, "diverged_at", None)
-        name = label + (f" (diverged at t = {diverged})" if diverged else "")
-        pts = np.asarray(path.points)
-        gap = np.maximum(np.asarray(path.losses, dtype=float) - f_min, loss_floor)
-        ax_path.plot(pts[:, 0], pts[:, 1], "-", lw=1.6, color=color, alpha=0.9, zorder=3,
-                     label=name)
-        ax_loss.plot(np.arange(len(gap)), gap, lw=1.8, color=color, label=name)
-        if diverged:
-            ax_loss.plot(len(gap) - 1, gap[-1], "x", ms=9, mew=2, color=color)
-    if paths:
-        start = np.asarray(next(iter(paths.values())).points)[0]
-        ax_path.plot(*start, "o", color="k", ms=5, zorder=7)
-    (x0, x1), (y0, y1) = surface.window
-    ax_path.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$x$", ylabel="$y$")
-    ax_path.set_title(title or f"{surface.name}: $J = {surface.formula}$", fontsize=10)
-    ax_loss.set_yscale("log")
-    ax_loss.set(xlabel="step $t$", ylabel=r"$J(\theta_t) - J_{\min}$ (log scale)")
-    ax_loss.set_title("excess loss per step", fontsize=10)
-    if paths:
-        ax_loss.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return fig
 
 
 #: The nodes of :func:`family_tree_figure`: name -> (x, y, year, who, what it added).
