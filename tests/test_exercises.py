@@ -1,0 +1,652 @@
+"""The exercise notebooks, their reference solutions and their hidden tests.
+
+These tests do not use the grader: they build the merged notebooks the way the grading
+contract describes (the pristine exercise, its answer cells replaced by a submission's,
+the hidden tests of ``solutions/hidden/<id>.py`` appended as cells) and run them in a
+fresh kernel. They check that
+
+1. every reference solution passes every visible and hidden test;
+2. every unmodified exercise runs without syntax errors and fails every one of its
+   checks (an untouched notebook scores 0; the 0-point format checks fail too, with a
+   message saying what is missing);
+3. no released notebook contains the answer key, the solutions or the hidden tests;
+4. every cell has valid ``metadata.optbook``, ids are unique and points are
+   non-negative integers;
+
+and, running the cells in this process (fast), that a wrong answer fails its own checks
+and no others, with a message that does not give the answer away.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXERCISE_DIR, SOLUTION_DIR = ROOT / "exercises", ROOT / "solutions"
+HIDDEN_DIR = SOLUTION_DIR / "hidden"
+REQUIRED = ("A-multiple-choice", "B-short-answers", "C-long-answers", "D1-adam-rosenbrock")
+EXERCISES = sorted(set(REQUIRED) | {p.stem for p in EXERCISE_DIR.glob("*.ipynb")})
+MARK = "# YOUR ANSWER (this cell is graded)"
+HEADER = re.compile(r"^# %% (\S+) points=(\d+)[ \t]*$", re.M)
+ROLES = {"instructions", "setup", "answer", "test"}
+SOLUTION_SECONDS = 20
+
+
+# ------------------------------------------------------------------------------ helpers
+def read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def meta(cell) -> dict:
+    return cell.metadata.get("optbook", {})
+
+
+def hidden_tests(exercise: str) -> list[tuple[str, int, str]]:
+    """``(test id, points, source)`` for each ``# %% <id> points=<n>`` cell."""
+    text = (HIDDEN_DIR / f"{exercise}.py").read_text()
+    parts = HEADER.split(text)
+    return [(parts[i], int(parts[i + 1]), parts[i + 2].strip("\n"))
+            for i in range(1, len(parts), 3)]
+
+
+def merge(exercise: str, submission=None):
+    """The notebook the grader runs: pristine cells, answer cells (source only) taken
+    from ``submission`` by id, outputs cleared, hidden tests appended."""
+    nb = copy.deepcopy(read(EXERCISE_DIR / f"{exercise}.ipynb"))
+    answers = {} if submission is None else {
+        meta(c)["id"]: c for c in submission.cells if meta(c).get("role") == "answer"}
+    for cell in nb.cells:
+        if meta(cell).get("role") == "answer" and meta(cell)["id"] in answers:
+            cell.source = answers[meta(cell)["id"]].source
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    for i, (test_id, points, source) in enumerate(hidden_tests(exercise)):
+        cell = nbformat.v4.new_code_cell(source)
+        cell.id = f"hidden-{i:02d}"
+        cell.metadata = {"optbook": {"role": "test", "id": test_id, "points": points,
+                                     "visible": False}, "tags": ["test"]}
+        nb.cells.append(cell)
+    nbformat.validate(nb)
+    return nb
+
+
+@contextmanager
+def grading_env():
+    old = os.environ.get("OPTBOOK_GRADING")
+    os.environ["OPTBOOK_GRADING"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["OPTBOOK_GRADING"]
+        else:
+            os.environ["OPTBOOK_GRADING"] = old
+
+
+def execute(nb, folder: Path):
+    folder.mkdir(parents=True, exist_ok=True)
+    with grading_env():
+        NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                       record_timing=False, resources={"metadata": {"path": str(folder)}}
+                       ).execute()
+    return nb
+
+
+def error_of(cell):
+    """The cell's error output (ename, evalue), or None if it ran cleanly."""
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return out["ename"], out["evalue"]
+    return None
+
+
+def checks_of(nb):
+    return [c for c in nb.cells if meta(c).get("role") == "test"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Merged notebooks, executed once per (exercise, 'solution' | 'pristine')."""
+    cache = {}
+
+    def get(exercise: str, which: str):
+        if (exercise, which) not in cache:
+            submission = read(SOLUTION_DIR / f"{exercise}.ipynb") if which == "solution" else None
+            folder = tmp_path_factory.mktemp(f"{exercise}-{which}")
+            cache[exercise, which] = execute(merge(exercise, submission), folder)
+        return cache[exercise, which]
+
+    return get
+
+
+# --------------------------------------------------------------------- files and format
+def test_required_exercises_exist():
+    for exercise in REQUIRED:
+        assert exercise in EXERCISES
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_files_exist(exercise):
+    for path in (EXERCISE_DIR / f"{exercise}.ipynb", SOLUTION_DIR / f"{exercise}.ipynb",
+                 HIDDEN_DIR / f"{exercise}.py"):
+        assert path.is_file(), f"missing {path.relative_to(ROOT)}"
+
+
+def check_cell_metadata(nb, where: str):
+    answer_ids, test_ids = [], []
+    for i, cell in enumerate(nb.cells):
+        m = meta(cell)
+        tags = cell.metadata.get("tags", [])
+        assert isinstance(m, dict) and m.get("role") in ROLES, f"{where} cell {i}: role {m!r}"
+        if m["role"] == "instructions":
+            assert cell.cell_type == "markdown", f"{where} cell {i}"
+            assert set(m) == {"role"}
+        elif m["role"] == "setup":
+            assert cell.cell_type == "code" and set(m) == {"role"}, f"{where} cell {i}"
+        elif m["role"] == "answer":
+            assert isinstance(m.get("id"), str) and m["id"], f"{where} cell {i}"
+            assert "answer" in tags and "test" not in tags, f"{where} cell {i}: tags {tags}"
+            answer_ids.append(m["id"])
+            if cell.cell_type == "code":
+                assert set(m) == {"role", "id"}, f"{where} cell {i}: {m}"
+                assert cell.source.startswith(MARK + "\n"), f"{where} answer {m['id']}"
+            else:
+                assert m == {"role": "answer", "id": m["id"], "kind": "prose"}, f"{where}: {m}"
+        else:
+            assert cell.cell_type == "code", f"{where} cell {i}"
+            assert set(m) == {"role", "id", "points", "visible"}, f"{where} cell {i}: {m}"
+            assert isinstance(m["id"], str) and m["id"], f"{where} cell {i}"
+            assert type(m["points"]) is int and m["points"] >= 0, f"{where} {m['id']}"
+            assert m["visible"] is True, f"{where} {m['id']}: a released test is visible"
+            assert "test" in tags and "answer" not in tags, f"{where} {m['id']}: tags {tags}"
+            test_ids.append(m["id"])
+        # nbval reads these markers; a checked cell must not switch its checking off.
+        assert not re.search(r"NBVAL_|nbval-|raises-exception", cell.source + str(tags)), (
+            f"{where} cell {i} carries an nbval marker")
+    assert len(set(answer_ids)) == len(answer_ids), f"{where}: duplicate answer ids"
+    assert len(set(test_ids)) == len(test_ids), f"{where}: duplicate test ids"
+    return answer_ids, test_ids
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_metadata_and_ids(exercise):
+    pristine = read(EXERCISE_DIR / f"{exercise}.ipynb")
+    solution = read(SOLUTION_DIR / f"{exercise}.ipynb")
+    for nb, where in ((pristine, "exercise"), (solution, "solution")):
+        nbformat.validate(nb)
+        assert nb.nbformat == 4
+        assert nb.metadata.kernelspec.name == "python3"
+    answers, visible = check_cell_metadata(pristine, f"exercises/{exercise}")
+    check_cell_metadata(solution, f"solutions/{exercise}")
+    assert answers, "an exercise needs answer cells"
+    first = pristine.cells[0]
+    assert meta(first)["role"] == "instructions" and first.source.startswith("# "), "title"
+
+    text = (HIDDEN_DIR / f"{exercise}.py").read_text()
+    assert text.startswith("# %% "), "the hidden file starts with its first test cell"
+    markers = [line for line in text.splitlines() if line.startswith("# %%")]
+    assert all(HEADER.fullmatch(line) for line in markers), "a malformed # %% header"
+    hidden = hidden_tests(exercise)
+    assert hidden and all(src.strip() for _, _, src in hidden)
+    hidden_ids = [test_id for test_id, _, _ in hidden]
+    assert len(set(hidden_ids)) == len(hidden_ids), "duplicate hidden test ids"
+    assert not set(hidden_ids) & set(visible), "a hidden test reuses a visible test's id"
+    for _, _, src in hidden:
+        compile(src, "hidden", "exec")
+        assert "print(" not in src and "NBVAL" not in src
+    assert sum(p for _, p, _ in hidden) > 0, "hidden tests carry the graded points"
+
+
+def test_ids_unique_across_exercises():
+    seen = {}
+    for exercise in EXERCISES:
+        nb = read(EXERCISE_DIR / f"{exercise}.ipynb")
+        ids = [("answer", meta(c)["id"]) for c in nb.cells if meta(c).get("role") == "answer"]
+        ids += [("test", meta(c)["id"]) for c in checks_of(nb)]
+        ids += [("test", t) for t, _, _ in hidden_tests(exercise)]
+        for key in ids:
+            assert key not in seen, f"{key} used in {seen.get(key)} and {exercise}"
+            seen[key] = exercise
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_solution_is_the_exercise_filled_in(exercise):
+    pristine = read(EXERCISE_DIR / f"{exercise}.ipynb")
+    solution = read(SOLUTION_DIR / f"{exercise}.ipynb")
+    assert len(pristine.cells) == len(solution.cells)
+    for p, s in zip(pristine.cells, solution.cells):
+        assert (p.cell_type, p.id, p.metadata) == (s.cell_type, s.id, s.metadata)
+        if meta(p)["role"] == "answer":
+            assert s.source.strip() != p.source.strip(), f"answer {meta(p)['id']} not filled in"
+        else:
+            assert s.source == p.source, f"solution changes a non-answer cell: {s.id}"
+        if p.cell_type == "code":
+            assert p.outputs == [] and p.execution_count is None, f"exercise output in {p.id}"
+            assert s.execution_count is not None, f"solution cell {s.id} was not executed"
+            assert error_of(s) is None, f"solution cell {s.id}: {error_of(s)}"
+    assert "Write your answer here" not in json.dumps([c.source for c in solution.cells])
+
+
+# ---------------------------------------------------------------- merged notebooks
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_solution_passes_every_test(exercise, runs):
+    import time
+
+    start = time.perf_counter()
+    nb = runs(exercise, "solution")
+    elapsed = time.perf_counter() - start
+    errors = {c.id: error_of(c) for c in nb.cells if error_of(c)}
+    assert not errors, errors
+    tests = checks_of(nb)
+    assert any(meta(c)["visible"] for c in tests) and any(not meta(c)["visible"] for c in tests)
+    for cell in tests:  # tests compute and assert; they never print or display
+        assert cell.outputs == [], f"test {meta(cell)['id']} produced output"
+    assert elapsed < SOLUTION_SECONDS + 15, f"{elapsed:.1f} s (kernel start included)"
+
+
+ANSWER_ERRORS = {"NotImplementedError"}
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_unmodified_exercise_fails_exactly_its_checks(exercise, runs):
+    nb = runs(exercise, "pristine")
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        m, err = meta(cell), error_of(cell)
+        assert not (err and err[0] in ("SyntaxError", "IndentationError")), (cell.id, err)
+        if m["role"] == "setup":
+            assert err is None, f"setup cell {cell.id}: {err}"
+        elif m["role"] == "answer":
+            assert err is None or err[0] in ANSWER_ERRORS, f"template {m['id']}: {err}"
+        else:  # every check fails, so an untouched notebook scores 0 points
+            assert err is not None, f"test {m['id']} passes on the unmodified notebook"
+            if not m["visible"] or m["points"] == 0:
+                assert err[0] in ("AssertionError", "NameError", "NotImplementedError",
+                                  "TypeError", "AttributeError"), (m["id"], err)
+            if m["points"] == 0:  # format checks: say what is missing
+                assert err[0] != "AssertionError" or err[1].strip(), m["id"]
+
+
+def test_grading_through_nbval(runs, tmp_path):
+    """Run every merged notebook with nbval, as the grader does, and map the junit
+    test cases (``Cell <n>``, counting code cells) back to cells: the solutions pass
+    everything, and on the pristine notebooks exactly the test cells (and the answer
+    templates that raise NotImplementedError) fail."""
+    expected = {}
+    for exercise in EXERCISES:
+        for which in ("solution", "pristine"):
+            submission = read(SOLUTION_DIR / f"{exercise}.ipynb") if which == "solution" else None
+            nb = merge(exercise, submission)
+            path = tmp_path / f"{which}__{exercise}.ipynb"
+            nbformat.write(nb, path)
+            code = [c for c in nb.cells if c.cell_type == "code"]
+            failing = set()
+            if which == "pristine":
+                executed = [c for c in runs(exercise, "pristine").cells if c.cell_type == "code"]
+                failing = {n for n, c in enumerate(executed) if error_of(c)}
+                assert {n for n, c in enumerate(code) if meta(c)["role"] == "test"} <= failing
+            expected[path.name] = failing
+    junit = tmp_path / "junit.xml"
+    with grading_env():
+        subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+                        "-p", "no:cacheprovider", "--nbval-cell-timeout=120", "-q",
+                        f"--junitxml={junit}", *sorted(expected)],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    got = {name: set() for name in expected}
+    seen = {name: 0 for name in expected}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = case.get("classname")  # the notebook's file name
+        number = int(case.get("name").split()[-1])
+        seen[name] += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            got[name].add(number)
+    for name in expected:
+        assert seen[name] > 0, f"nbval collected nothing from {name}"
+    assert got == expected
+
+
+# -------------------------------------------------------------- nothing gives it away
+def answer_values(exercise: str) -> dict:
+    """The solution's answer cells run in this process: their variables."""
+    return run_in_process(exercise)[1]
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_released_notebook_hides_the_key(exercise):
+    path = EXERCISE_DIR / f"{exercise}.ipynb"
+    raw = path.read_text()
+    nb = read(path)
+    text = "\n".join([c.source for c in nb.cells] + [json.dumps(nb.metadata)]
+                     + [json.dumps(c.metadata) for c in nb.cells])
+    solution = read(SOLUTION_DIR / f"{exercise}.ipynb")
+    templates = {meta(c)["id"]: c.source for c in nb.cells if meta(c).get("role") == "answer"}
+
+    # no line of a solution's answer is in the released code (the instructions may
+    # quote an API the answer uses), and no line of a hidden test is anywhere in it
+    code = "\n".join([c.source for c in nb.cells if c.cell_type == "code"]
+                     + [json.dumps(nb.metadata)] + [json.dumps(c.metadata) for c in nb.cells])
+    for cell in solution.cells:
+        if meta(cell).get("role") == "answer":
+            for line in cell.source.splitlines():
+                line = line.strip()
+                if len(line) >= 16 and line not in templates[meta(cell)["id"]]:
+                    assert line not in code, f"solution line in {exercise}: {line!r}"
+    for test_id, _, src in hidden_tests(exercise):
+        for line in src.splitlines():
+            line = line.strip()
+            if len(line) >= 24 and not line.startswith(("import ", "from ")):
+                assert line not in text, f"hidden test {test_id} line in {exercise}: {line!r}"
+
+    # the multiple-choice key, in any of the forms code could hold it
+    values = answer_values(exercise)
+    letters = {k: v for k, v in values.items() if re.fullmatch(r"A\d+", k)}
+    for qid, letter in letters.items():
+        for pattern in (rf"\b{qid}\s*(==|=|:)\s*\\?[\"']{letter}\\?[\"']",
+                        rf"[\"']{qid}[\"']\s*:\s*\\?[\"']{letter}\\?[\"']"):
+            assert not re.search(pattern, text, re.I), f"{qid}'s key in {exercise}"
+            assert not re.search(pattern, raw, re.I), f"{qid}'s key in {exercise} (JSON)"
+    if letters:
+        assert not re.search(r"==\s*[\"'][abcd][\"']", text), "a letter comparison is released"
+        key = "".join(letters[f"A{i}"] for i in range(1, len(letters) + 1))
+        assert key not in raw
+
+    # computed answers (numbers with at least three significant digits)
+    for number in numbers_in(values):
+        for form in number_forms(number):
+            assert not re.search(rf"(?<![\d.]){re.escape(form)}(?!\d)", text), (
+                f"the answer {form} appears in {exercise}")
+
+
+def numbers_in(values: dict):
+    """The numbers in the answer variables (except C3's open suggestions and D1's log)."""
+    import numbers
+
+    out = []
+
+    def walk(x):
+        if isinstance(x, bool):
+            return
+        if isinstance(x, numbers.Real):
+            out.append(float(x))
+        elif isinstance(x, (list, tuple)):
+            for y in x:
+                walk(y)
+        elif isinstance(x, dict):
+            for y in x.values():
+                walk(y)
+
+    for name, value in values.items():
+        if name not in ("log", "fixes", "diagnosis"):
+            walk(value)
+    return out
+
+
+def number_forms(x: float) -> set[str]:
+    """The shortest decimal that writes ``x`` exactly, if it has 3+ significant digits."""
+    for digits in range(10):
+        s = f"{x:.{digits}f}"
+        if "." in s:
+            s = s.rstrip("0").rstrip(".")
+        if abs(float(s) - x) <= 1e-12 * max(1.0, abs(x)):
+            significant = s.replace("-", "").replace(".", "").lstrip("0")
+            return {s} if len(significant) >= 3 else set()
+    return set()
+
+
+# ----------------------------------------------------- wrong answers, run in-process
+def run_in_process(exercise: str, edits: dict | None = None, override: dict | None = None):
+    """Run the exercise's setup and solution answer cells here (``edits`` maps an
+    answer id to ``(old, new)`` replacements of its source), then set ``override`` and
+    run every visible and hidden test. Returns ({failing test id: exception}, namespace)."""
+    pristine = read(EXERCISE_DIR / f"{exercise}.ipynb")
+    solution = {meta(c)["id"]: c.source for c in read(SOLUTION_DIR / f"{exercise}.ipynb").cells
+                if meta(c).get("role") == "answer"}
+    ns = {"__name__": "__main__"}
+    for cell in pristine.cells:
+        m = meta(cell)
+        if cell.cell_type != "code" or m["role"] == "test":
+            continue
+        src = cell.source
+        if m["role"] == "answer":
+            src = solution[m["id"]]
+            for old, new in (edits or {}).get(m["id"], []):
+                assert old in src, f"edit {old!r} does not apply to {m['id']}"
+                src = src.replace(old, new)
+        exec(compile(src, f"<{exercise} {m['role']}>", "exec"), ns)
+    asked = {name for c in pristine.cells if meta(c).get("role") == "answer"
+             for name in re.findall(r"^(\w+)\s*=", c.source, re.M)}
+    values = {k: ns[k] for k in asked if k in ns}
+    ns.update(override or {})
+    tests = [(meta(c)["id"], c.source) for c in checks_of(pristine)]
+    tests += [(t, src) for t, _, src in hidden_tests(exercise)]
+    failing = {}
+    for test_id, src in tests:
+        try:
+            exec(compile(src, f"<test {test_id}>", "exec"), ns)
+        except Exception as exc:  # noqa: BLE001 - any exception fails the test
+            failing[test_id] = exc
+    plt.close("all")
+    return failing, values
+
+
+def reveals(message: str, letter: str) -> bool:
+    return bool(re.search(rf"\(\s*{letter}\s*\)|[\"']{letter}[\"']|\boption\s+{letter}\b"
+                          rf"|\banswer\s+(is\s+)?{letter}\b", message, re.I))
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_solution_passes_in_process(exercise):
+    failing, _ = run_in_process(exercise)
+    assert not failing, {k: repr(v) for k, v in failing.items()}
+
+
+def test_a_wrong_letter_fails_only_its_question():
+    _, values = run_in_process("A-multiple-choice")
+    key = {k: v for k, v in values.items() if re.fullmatch(r"A\d+", k)}
+    assert len(key) == 10
+    for qid, right in key.items():
+        for wrong in sorted(set("abcd") - {right}) + [None, " X ", 3]:
+            failing, _ = run_in_process("A-multiple-choice", override={qid: wrong})
+            expected = {f"{qid}-check"} | ({"A-format"} if wrong not in tuple("abcd") else set())
+            assert set(failing) == expected, (qid, wrong, set(failing))
+            msg = str(failing[f"{qid}-check"])
+            assert isinstance(failing[f"{qid}-check"], AssertionError) and msg.startswith(qid)
+            assert not reveals(msg, right), f"{qid}'s feedback gives the letter away: {msg}"
+        # accepted spellings
+        failing, _ = run_in_process("A-multiple-choice", override={qid: f" {right.upper()} "})
+        assert not failing
+
+
+def test_a_cannot_be_fooled_by_a_string_subclass():
+    class AlwaysEqual(str):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = str.__hash__
+
+        def strip(self, *args):
+            return self
+
+        def lower(self):
+            return self
+
+    failing, _ = run_in_process("A-multiple-choice", override={"A1": AlwaysEqual("z")})
+    assert "A1-check" in failing
+
+
+def test_a4_feedback_explains_the_nuance():
+    failing, _ = run_in_process("A-multiple-choice", override={"A4": "d"})
+    msg = str(failing["A4-check"])
+    for phrase in ("convention", "CPU", "noise", "GPU", "tiles", "8.1"):
+        assert phrase in msg, phrase
+
+
+B_MUTATIONS = [
+    # (description, edits, override, expected failing tests)
+    ("mini-batch count rounded down", {}, {"B1_updates": {"batch": 1, "minibatch": 390,
+                                                          "stochastic": 50_000}},
+     {"B1-minibatch"}),
+    ("batch and stochastic swapped", {}, {"B1_updates": {"batch": 50_000, "minibatch": 391,
+                                                         "stochastic": 1}},
+     {"B1-batch", "B1-stochastic"}),
+    ("counts as floats", {}, {"B1_updates": {"batch": 1.0, "minibatch": 391.0,
+                                             "stochastic": 50_000.0}}, {"B-format"}),
+    ("momentum without 1-beta", {"B2-code": [("(1 - beta) * g", "g")]}, {},
+     {"B2-constant", "B2-general"}),
+    ("momentum ignores beta", {"B2-code": [("m = beta * m + (1 - beta) * g",
+                                            "m = 0.9 * m + 0.1 * g")]}, {}, {"B2-general"}),
+    ("Adam without bias correction", {"B3-code": [("m / (1 - beta1 ** t)", "m"),
+                                                  ("v / (1 - beta2 ** t)", "v")]}, {},
+     {"B3-first-step", "B3-later-steps", "B3-epsilon", "B3-worked-example"}),
+    ("Adam with epsilon inside the root", {"B3-code": [("math.sqrt(v_hat) + eps",
+                                                        "math.sqrt(v_hat + eps)")]}, {},
+     {"B3-epsilon"}),
+    ("Adam returns corrected moments", {"B3-code": [("return w, m, v",
+                                                     "return w, m_hat, v_hat")]}, {},
+     {"B3-first-step", "B3-later-steps", "B3-epsilon"}),
+    ("warm-up off by one", {"B4-code": [("(t + 1) / W", "t / W")]}, {},
+     {"B4-warmup", "B4-shape"}),
+    ("B5 answers swapped", {}, {"B5_w_adamw": 0.999000001, "B5_w_adam_l2": 0.99999},
+     {"B5-adamw", "B5-adam-l2"}),
+    ("B5 rounded to 7 decimals", {}, {"B5_w_adamw": 0.99999, "B5_w_adam_l2": 0.999}, set()),
+]
+
+
+@pytest.mark.parametrize("description, edits, override, expected", B_MUTATIONS,
+                         ids=[m[0] for m in B_MUTATIONS])
+def test_b_wrong_answers_fail_their_own_checks(description, edits, override, expected):
+    failing, _ = run_in_process("B-short-answers", edits, override)
+    assert set(failing) == expected, set(failing)
+
+
+def test_c1_each_wrong_value_fails_only_its_check():
+    _, values = run_in_process("C-long-answers")
+    secrets = {form for x in numbers_in({k: values[k] for k in ("g", "m", "w")})
+               for form in number_forms(x)}
+    for name in ("g", "m", "w"):
+        for i in range(3):
+            wrong = list(values[name])
+            wrong[i] += 0.01
+            failing, _ = run_in_process("C-long-answers", override={name: wrong})
+            assert set(failing) == {f"C1-{name}{i + 1}"}, (name, i, set(failing))
+            msg = str(failing[f"C1-{name}{i + 1}"])
+            assert not any(s in msg for s in secrets), msg
+    import numpy as np
+
+    as_arrays = {k: np.round(np.array(values[k]), 6) for k in ("g", "m", "w")}
+    failing, _ = run_in_process("C-long-answers", override=as_arrays)
+    assert not failing  # NumPy arrays of the values are accepted
+    failing, _ = run_in_process("C-long-answers", override={"m1_smaller_than_g1": False})
+    assert set(failing) == {"C1-a"}
+    failing, _ = run_in_process("C-long-answers", override={"m1_with_beta_099": 1.4})
+    assert set(failing) == {"C1-b"}
+
+
+C3_MUTATIONS = [
+    ({"learning_rate_too_high": False}, {}, {"C3-learning-rate"}),
+    ({"batch_size_too_small_noisy_gradients": False}, {}, {"C3-batch-size"}),
+    ({"no_lr_schedule": False}, {}, {"C3-schedule"}),
+    ({"dataset_too_small": True}, {}, {"C3-no-contradictions"}),
+    ({"batch_size_too_large": True}, {}, {"C3-no-contradictions"}),
+    ({"class_imbalance": False, "unscaled_features": True}, {}, set()),
+    ({}, {"lr": 0.01}, {"C3-fix-lr"}),
+    ({}, {"lr": 0.0}, {"C3-fix-lr"}),
+    ({}, {"batch_size": 32}, {"C3-fix-batch-size"}),
+    ({}, {"batch_size": 1024.0}, {"C3-fix-batch-size", "C3-format"}),
+    ({}, {"schedule": "none"}, {"C3-fix-schedule"}),
+    ({}, {"schedule": "cosine"}, set()),
+    ({}, {"warmup_steps": 0}, {"C3-fix-warmup"}),
+    ({"no_warmup": False}, {"warmup_steps": 0}, set()),
+]
+
+
+@pytest.mark.parametrize("diagnosis, fixes, expected", C3_MUTATIONS)
+def test_c3_wrong_diagnoses_fail_their_own_checks(diagnosis, fixes, expected):
+    _, values = run_in_process("C-long-answers")
+    override = {"diagnosis": {**values["diagnosis"], **diagnosis},
+                "fixes": {**values["fixes"], **fixes}}
+    failing, _ = run_in_process("C-long-answers", override=override)
+    assert set(failing) == expected, set(failing)
+
+
+STEP = "return theta - self.lr * self.m_hat / (np.sqrt(self.v_hat) + self.epsilon)"
+D1_MUTATIONS = [
+    ("torch's rearranged update (equally correct)",
+     {"D1-class": [(STEP, "return theta - (self.lr / (1 - self.beta1 ** self.t)) * self.m / "
+                          "(np.sqrt(self.v) / np.sqrt(1 - self.beta2 ** self.t) + self.epsilon)")]},
+     set()),
+    ("no bias correction",
+     {"D1-class": [("self.m / (1 - self.beta1 ** self.t)", "self.m"),
+                   ("self.v / (1 - self.beta2 ** self.t)", "self.v")]},
+     {"D1-class-steps", "D1-first-row", "D1-iteration-10", "D1-iteration-100",
+      "D1-iteration-1000", "D1-final"}),
+    ("hyperparameters ignored",
+     {"D1-class": [("self.lr, self.beta1, self.beta2, self.epsilon = lr, beta1, beta2, epsilon",
+                    "self.lr, self.beta1, self.beta2, self.epsilon = lr, 0.9, 0.999, 1e-8")]},
+     {"D1-class-steps"}),
+    ("one step short",
+     {"D1-run": [("for k in range(STEPS):", "for k in range(STEPS - 1):"),
+                 ("log = np.empty((STEPS, len(COLUMNS)))",
+                  "log = np.zeros((STEPS, len(COLUMNS)))")]},
+     {"D1-final"}),
+    ("moments logged before correction",
+     {"D1-run": [("*opt.m_hat, *opt.v_hat", "*opt.m, *opt.v")]},
+     {"D1-first-row", "D1-iteration-10", "D1-iteration-100", "D1-iteration-1000"}),
+    ("a path but no contours",
+     {"D1-figure": [("from optbook.plotting import contour_figure",
+                     "def contour_figure(surface, paths, title=None):\n"
+                     "    fig, ax = plt.subplots()\n"
+                     "    for p in paths.values():\n"
+                     "        ax.plot(p[:, 0], p[:, 1])\n"
+                     "    return fig")]},
+     {"D1-figure-contour"}),
+    ("contours but no path",
+     {"D1-figure": [('{"Adam, α = 0.001": path}', "{}")]}, {"D1-figure-path"}),
+    ("path thinned to every 50th point",
+     {"D1-figure": [('{"Adam, α = 0.001": path}', '{"Adam": path[::50]}')]}, set()),
+]
+
+
+@pytest.mark.parametrize("edits, expected", [m[1:] for m in D1_MUTATIONS],
+                         ids=[m[0] for m in D1_MUTATIONS])
+def test_d1_mistakes_fail_their_own_checks(edits, expected):
+    failing, _ = run_in_process("D1-adam-rosenbrock", edits)
+    assert set(failing) == expected, {k: str(v)[:80] for k, v in failing.items()}
+
+
+def test_notebooks_are_up_to_date_with_their_generator():
+    """The notebooks are written by tools/make_exercises.py: edit that, not the files."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_exercises",
+                                                  ROOT / "tools" / "make_exercises.py")
+    gen = importlib.util.module_from_spec(spec)
+    sys.modules["make_exercises"] = gen  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(gen)
+    finally:
+        del sys.modules["make_exercises"]
+    for exercise, cells in gen.EXERCISES.items():
+        for solution, folder in ((False, EXERCISE_DIR), (True, SOLUTION_DIR)):
+            made = gen._notebook(exercise, cells(), solution=solution)
+            stored = read(folder / f"{exercise}.ipynb")
+            assert [(c.id, c.cell_type, c.source, c.metadata) for c in made.cells] == [
+                (c.id, c.cell_type, c.source, c.metadata) for c in stored.cells], (
+                f"{folder.name}/{exercise}.ipynb is out of date: run tools/make_exercises.py")

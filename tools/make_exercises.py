@@ -1,0 +1,967 @@
+"""Write the exercise notebooks and their reference solutions from one description.
+
+    .venv/bin/python tools/make_exercises.py            # all exercises
+    .venv/bin/python tools/make_exercises.py A-multiple-choice D1-adam-rosenbrock
+
+For every exercise this writes
+
+* ``exercises/<id>.ipynb``: the released notebook, answer cells holding templates, no
+  outputs;
+* ``solutions/<id>.ipynb``: the same cells with every answer filled in, executed in a
+  fresh kernel (outputs kept).
+
+The hidden tests, ``solutions/hidden/<id>.py``, are written by hand and are not touched
+here. The cell format (``metadata.optbook``) is the one described in
+``exercises/README.md``. ``tests/test_exercises.py`` checks the result.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK = "# YOUR ANSWER (this cell is graded)"
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+@dataclass
+class Cell:
+    kind: str  # "markdown" or "code"
+    role: str  # instructions, setup, answer, test
+    source: str
+    id: str | None = None  # answer or test id
+    points: int | None = None  # tests only
+    solution: str | None = None  # answer cells only
+    prose: bool = False  # markdown answer cells
+
+
+def md(text: str) -> Cell:
+    return Cell("markdown", "instructions", text.strip("\n"))
+
+
+def setup(code: str) -> Cell:
+    return Cell("code", "setup", code.strip("\n"))
+
+
+def answer(answer_id: str, template: str, solution: str) -> Cell:
+    """A code answer cell; both versions start with the graded-cell comment."""
+    return Cell("code", "answer", f"{MARK}\n{template.strip(chr(10))}", id=answer_id,
+                solution=f"{MARK}\n{solution.strip(chr(10))}")
+
+
+def prose(answer_id: str, what: str, solution: str) -> Cell:
+    """A markdown answer cell, collected for grading by hand."""
+    head = f"**YOUR ANSWER ({what}, graded by hand)**"
+    return Cell("markdown", "answer", f"{head}\n\n*Write your answer here.*", id=answer_id,
+                solution=f"{head}\n\n{solution.strip(chr(10))}", prose=True)
+
+
+def check(test_id: str, points: int, code: str) -> Cell:
+    """A visible test cell: runs without an exception if and only if it passes."""
+    return Cell("code", "test", code.strip("\n"), id=test_id, points=points)
+
+
+def hidden_points(exercise_id: str) -> int:
+    """The points of the hidden tests, from their ``# %% <id> points=<n>`` headers."""
+    text = (ROOT / "solutions" / "hidden" / f"{exercise_id}.py").read_text()
+    return sum(int(m) for m in re.findall(r"^# %% \S+ points=(\d+)\s*$", text, re.M))
+
+
+def how_to(points_line: str) -> Cell:
+    return md(f"""
+**How this notebook works.** {points_line}
+
+* Answer in the cells that start with `{MARK}`. Only those cells are collected from
+  your notebook when it is graded; every other cell, including the checks, comes from
+  the original. So keep the variable and function names the cells ask for, and put
+  everything an answer needs (imports, helper functions) inside its answer cell: cells
+  you add yourself are not collected.
+* Cells marked *graded by hand* are Markdown: double-click, replace the placeholder,
+  and run the cell.
+* The *self-check* cells let you test your answers before you submit. They are graded
+  too, but passing them does not mean an answer is right: further checks run when your
+  notebook is graded, and the feedback explains any that fail. On an unmodified
+  notebook every check fails.
+* Before submitting, run the whole notebook from the top (*Restart kernel and run
+  all cells*) and make sure that no answer cell raises an error.
+""")
+
+
+# ======================================================================================
+# A · multiple choice
+# ======================================================================================
+A_QUESTIONS = [
+    ("A1", "Updates per epoch", r"""
+Mini-batch gradient descent runs with batch size $B = 64$ on a training set of
+$N = 6400$ examples. How many parameter updates does one epoch make?
+
+* (a) 1
+* (b) 64
+* (c) 100
+* (d) 6400"""),
+    ("A2", "The window of an average", r"""
+An exponentially weighted average $V_t = \beta V_{t-1} + (1-\beta)\,\theta_t$ uses
+$\beta = 0.98$. Roughly how many of the most recent values does it average over?
+
+* (a) 2
+* (b) 10
+* (c) 50
+* (d) 98"""),
+    ("A3", "Bias correction", r"""
+Which problem does bias correction in Adam address?
+
+* (a) Vanishing gradients in deep networks.
+* (b) Inaccurate moment estimates in the first steps of training.
+* (c) Overfitting on small data sets.
+* (d) A learning rate that is too high."""),
+    ("A4", "Powers of two", r"""
+Why are batch sizes usually chosen as powers of two (32, 64, 128, 256)?
+
+* (a) Averages are simpler to compute.
+* (b) GPU memory is organised in powers of two, which speeds up memory access.
+* (c) NumPy requires it.
+* (d) The data set then divides evenly into batches.
+
+*Note.* Pick the option the question intends. That answer is an oversimplification:
+section 8.1 ("Are powers of two special?") measures how much the exact batch size
+matters. The optional cell after your answer asks what the intended answer leaves out."""),
+    ("A5", "AdaGrad's weakness", r"""
+Which limitation of AdaGrad does RMSprop fix?
+
+* (a) AdaGrad does not use gradient information.
+* (b) AdaGrad's sum of squared gradients only grows, so its effective learning rate
+  shrinks toward zero.
+* (c) AdaGrad needs too much memory.
+* (d) AdaGrad works only on convex losses."""),
+    ("A6", "What Adam combines", r"""
+Adam can be seen as the combination of which two techniques?
+
+* (a) Batch gradient descent and stochastic gradient descent.
+* (b) Momentum and RMSprop.
+* (c) AdaGrad and Newton's method.
+* (d) L1 and L2 regularisation."""),
+    ("A7", "Early divergence with a large batch", r"""
+A model trained with batch size 4096 diverges within its first 100 steps. What is the
+most likely fix?
+
+* (a) Switch from Adam to SGD.
+* (b) Add a learning-rate warm-up over the first few hundred steps.
+* (c) Increase the batch size to 8192.
+* (d) Remove all regularisation."""),
+    ("A8", "Adam's memory", r"""
+How much extra memory per parameter does Adam need compared with plain SGD?
+
+* (a) None: the same memory.
+* (b) 1× extra: one buffer for the velocity.
+* (c) 2× extra: the first moment $m$ and the second moment $v$.
+* (d) 3× extra: $m$, $v$ and the bias-correction terms."""),
+    ("A9", "The shape of cosine annealing", r"""
+In cosine annealing, how does the learning rate change over training?
+
+* (a) It decreases linearly from its maximum to its minimum.
+* (b) It drops sharply at fixed intervals.
+* (c) It follows half a cosine wave from maximum to minimum, decreasing smoothly.
+* (d) It increases exponentially."""),
+    ("A10", "Generalization in image classification", r"""
+Wilson et al. (2017) compared optimizers on image classification. Which optimizer often
+reached better test accuracy there, even though it trained more slowly?
+
+* (a) Adam
+* (b) RMSprop
+* (c) SGD with momentum
+* (d) AdaGrad"""),
+]
+# The reference answers live only in the solution notebook and the hidden tests.
+A_SOLUTION = {"A1": "c", "A2": "c", "A3": "b", "A4": "b", "A5": "b", "A6": "b",
+              "A7": "b", "A8": "c", "A9": "c", "A10": "c"}
+
+
+def exercise_a() -> list[Cell]:
+    cells = [md("""
+# Exercises A · Multiple-choice questions
+
+*Chapter 8, "Optimization".* Ten questions about the chapter, one point each. They use
+the book's notation: $N$ is the number of training examples (the chapter's source text
+writes $m$), $B$ the batch size, $\\alpha$ the learning rate, $\\beta$, $\\beta_1$,
+$\\beta_2$ the decay rates of the running averages.
+
+**How to answer.** Each question has exactly one best option. In the answer cell under
+the question, replace `None` by the letter of your option as a string: one of `"a"`,
+`"b"`, `"c"` or `"d"` (capitals and surrounding spaces are ignored)."""),
+             how_to("The ten answers are checked automatically, one point each; the "
+                    "optional note on A4 is read by your instructor.")]
+    for qid, title, text in A_QUESTIONS:
+        cells.append(md(f"## {qid} · {title}\n{text}"))
+        cells.append(answer(qid, f"{qid} = None", f'{qid} = "{A_SOLUTION[qid]}"'))
+        if qid == "A4":
+            cells.append(md("""
+**A4, continued (optional, not auto-graded).** In one or two sentences: what does the
+intended answer leave out? Section 8.1, "Are powers of two special?", has the
+measurements."""))
+            cells.append(prose("A4-note", "A4 note", """
+The usual reason given is the hardware, but it is an oversimplification. Powers of two
+are a convention: in the chapter's measurement on a CPU, batch sizes next to a power of
+two (500, 520, 1000, 1030) were no slower per example than 512 or 1024; the differences
+stayed within the noise between repeats. On a GPU what matters is how the matrix
+products are cut into tiles, so any multiple of 8 fits as well as a power of two, and a
+warp being 32 threads says nothing about the batch size. The batch size should be
+chosen for memory, throughput and the learning dynamics."""))
+    names = ", ".join(f'"{q}"' for q, _, _ in A_QUESTIONS)
+    cells.append(md("""
+## Self-check: the format of your answers
+
+The cell below checks that every answer is one of the four letters. It gives no points
+and says nothing about whether an answer is right."""))
+    cells.append(check("A-format", 0, f"""
+# Format check (0 points): is every answer one of the letters a, b, c, d?
+_not_yet = []
+for _name in [{names}]:
+    _value = globals().get(_name)
+    if not (isinstance(_value, str) and _value.strip().lower() in ("a", "b", "c", "d")):
+        _not_yet.append(f"{{_name}} = {{repr(_value)[:30]}}")
+assert not _not_yet, ("Each answer must be one of the strings 'a', 'b', 'c', 'd'. "
+                      "Not yet: " + ", ".join(_not_yet))
+"""))
+    return cells
+
+
+# ======================================================================================
+# B · short answers
+# ======================================================================================
+def exercise_b() -> list[Cell]:
+    return [
+        md(r"""
+# Exercises B · Short-answer questions
+
+*Chapter 8, "Optimization".* Five questions. Each has a **written part**, a Markdown
+cell that your instructor grades by hand (it earns no automatic points), and a small
+**computational part** in code that is checked automatically. The computational parts
+use the book's notation: $N$ training examples, batch size $B$, learning rate
+$\alpha$, decay rates $\beta$, $\beta_1$, $\beta_2$, and $\varepsilon$ (`eps`)."""),
+        how_to(f"The computational parts are worth {hidden_points('B-short-answers') + 1} "
+               "points in all, checked automatically; the written parts are graded by "
+               "hand."),
+        md(r"""
+## B1 · Batch versus mini-batch
+
+**Written.** In exactly three sentences, explain how batch gradient descent differs
+from mini-batch gradient descent. Cover the effect on training speed and on gradient
+noise."""),
+        prose("B1-prose", "B1", r"""
+Batch gradient descent computes the gradient over all $N$ examples before each update,
+so it makes one exact but expensive update per epoch, while mini-batch gradient
+descent estimates the gradient from $B$ examples and makes $\lceil N/B\rceil$ cheaper
+updates per epoch. Because of that, mini-batch training usually reaches a good loss
+after far fewer passes over the data, and each batch still fills the vectorised
+hardware. The price is noise: a mini-batch gradient is an estimate whose variance
+shrinks like $1/B$, so the path wobbles, which can help escape sharp regions but keeps
+it from settling unless the learning rate is lowered."""),
+        md(r"""
+**Computed.** A training set has $N = 50{,}000$ examples. How many parameter updates
+does one epoch make with batch gradient descent, with mini-batch gradient descent at
+$B = 128$, and with stochastic gradient descent (one example per update)? When $B$ does
+not divide $N$, the last, smaller batch is kept and gives an update of its own (as
+PyTorch's `DataLoader` does by default). Give whole numbers."""),
+        answer("B1-updates", """
+B1_updates = {
+    "batch": ...,
+    "minibatch": ...,
+    "stochastic": ...,
+}""", """
+import math
+
+N, B = 50_000, 128
+B1_updates = {
+    "batch": 1,
+    "minibatch": math.ceil(N / B),
+    "stochastic": N,
+}
+B1_updates"""),
+        md(r"""
+## B2 · Momentum and oscillations
+
+**Written.** Why does momentum help when the gradients oscillate? Explain with the
+picture of a ball rolling downhill."""),
+        prose("B2-prose", "B2", r"""
+Momentum steps along $m_t$, a running average of the gradients, instead of along the
+latest gradient. Like a heavy ball rolling down a valley, it keeps the velocity it has
+built up: components of the gradient that flip sign from step to step (across a narrow
+valley) cancel in the average, so the ball stops bouncing from wall to wall, while
+components that keep pointing the same way (along the valley floor) add up, so the ball
+picks up speed where the slope is consistent. With $\beta = 0.9$ the average covers
+about the last ten gradients."""),
+        md(r"""
+**Computed.** Write `momentum_average(gradients, beta)`: given the gradients
+$g_1, \dots, g_T$ (a list of numbers), return the list $[m_1, \dots, m_T]$ of the
+chapter's momentum average,
+
+$$
+m_0 = 0, \qquad m_t = \beta\, m_{t-1} + (1-\beta)\, g_t .
+$$
+
+Then try it on an oscillating sequence ($+1, -1, +1, \dots$) and on a constant one,
+and use what you see in your written answer."""),
+        answer("B2-code", '''
+def momentum_average(gradients, beta):
+    """Return [m_1, ..., m_T] for the gradients g_1, ..., g_T."""
+    raise NotImplementedError("B2: write momentum_average")''', '''
+def momentum_average(gradients, beta):
+    """Return [m_1, ..., m_T] for the gradients g_1, ..., g_T."""
+    m, out = 0.0, []
+    for g in gradients:
+        m = beta * m + (1 - beta) * g
+        out.append(m)
+    return out
+
+
+oscillating = momentum_average([(-1) ** t for t in range(30)], 0.9)
+constant = momentum_average([1.0] * 30, 0.9)
+print(f"oscillating gradients: |m_30| = {abs(oscillating[-1]):.3f}")
+print(f"constant gradient:      m_30  = {constant[-1]:.3f}")'''),
+        md(r"""
+## B3 · Adam, step by step
+
+**Written.** Write out the full Adam update for a single parameter $w$, labelling each
+step (gradient, first moment, second moment, the two bias corrections, the update).
+What is each step for?"""),
+        prose("B3-prose", "B3", r"""
+1. Gradient: $g_t = \partial J/\partial w$ at $w_{t-1}$, the direction of steepest
+   ascent from the current point.
+2. First moment: $m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t$, a running average of the
+   gradients (momentum): it smooths the direction and damps oscillations.
+3. Second moment: $v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2$, a running average of the
+   squared gradients (RMSprop): it measures the typical size of this parameter's
+   gradient.
+4. Bias corrections: $\hat m_t = m_t/(1-\beta_1^t)$ and
+   $\hat v_t = v_t/(1-\beta_2^t)$. Both averages start at 0, so early on they are too
+   small; dividing by $1-\beta^t$ undoes that, and the factor tends to 1 as $t$ grows.
+5. Update: $w_t = w_{t-1} - \alpha\, \hat m_t/(\sqrt{\hat v_t} + \varepsilon)$. The
+   step goes along the smoothed direction, scaled per parameter by the typical
+   gradient size, so every parameter moves by roughly $\alpha$ per step;
+   $\varepsilon$ avoids a division by zero."""),
+        md(r"""
+**Computed.** Write `adam_update(w, g, m, v, t, lr, beta1, beta2, eps)`: one Adam step
+for a single parameter $w$ (a number) with gradient $g$, at step $t = 1, 2, \dots$.
+`m` and `v` are the moments *before* the step. Return the tuple `(w, m, v)` *after* the
+step, with `m` and `v` uncorrected (they are fed to the next call) and the bias
+corrections used only inside the update. Add $\varepsilon$ to $\sqrt{\hat v_t}$, as
+the book does. The self-check uses the chapter's worked example ($f(w) = w^2$ from
+$w = 5$, $\alpha = 0.1$)."""),
+        answer("B3-code", '''
+def adam_update(w, g, m, v, t, lr, beta1, beta2, eps):
+    """One Adam step for a single parameter; returns (w, m, v) after the step."""
+    raise NotImplementedError("B3: write adam_update")''', '''
+import math
+
+
+def adam_update(w, g, m, v, t, lr, beta1, beta2, eps):
+    """One Adam step for a single parameter; returns (w, m, v) after the step."""
+    m = beta1 * m + (1 - beta1) * g            # first moment: average of gradients
+    v = beta2 * v + (1 - beta2) * g * g        # second moment: average of squares
+    m_hat = m / (1 - beta1 ** t)               # bias corrections
+    v_hat = v / (1 - beta2 ** t)
+    w = w - lr * m_hat / (math.sqrt(v_hat) + eps)
+    return w, m, v'''),
+        md(r"""
+## B4 · Warm-up
+
+**Written.** Why is a learning-rate warm-up important for large-batch training? What
+can happen without it?"""),
+        prose("B4-prose", "B4", r"""
+Large batches are trained with a large learning rate (the linear scaling rule: $k$
+times the batch, $k$ times $\alpha$), because each step averages more examples. At the
+start, though, the weights are random, the gradients are large and change quickly, and
+Adam's second-moment estimate rests on only a few gradients, so a full-size step can
+throw the model into a region of very high loss. Without a warm-up the loss can spike
+or become NaN in the first hundred steps, or the run settles in a poor region it never
+leaves. A linear warm-up over the first few hundred steps lets the weights and the
+optimizer's statistics settle before the full rate is used (Goyal et al., 2017)."""),
+        md(r"""
+**Computed.** Write `warmup_lr(t, lr_max, W)`: the learning rate of a linear warm-up
+over $W$ epochs, then constant. Count the epochs from $t = 0$, as the book and PyTorch
+do:
+
+$$
+\alpha_t = \alpha_{\max}\,\frac{t+1}{W} \quad (t < W), \qquad
+\alpha_t = \alpha_{\max} \quad (t \ge W).
+$$"""),
+        answer("B4-code", '''
+def warmup_lr(t, lr_max, W):
+    """The learning rate at epoch t (t = 0, 1, 2, ...)."""
+    raise NotImplementedError("B4: write warmup_lr")''', '''
+def warmup_lr(t, lr_max, W):
+    """The learning rate at epoch t (t = 0, 1, 2, ...)."""
+    if t < W:
+        return lr_max * (t + 1) / W
+    return lr_max'''),
+        md(r"""
+## B5 · AdamW
+
+**Written.** In three or four sentences, explain how AdamW differs from Adam and why
+the difference matters for models trained with regularisation."""),
+        prose("B5-prose", "B5", r"""
+Adam with L2 regularisation (`torch.optim.Adam(weight_decay=λ)`) adds $\lambda w$ to the
+gradient, so the decay term passes through $m$, $v$ and the division by
+$\sqrt{\hat v}$. As a result weights with large gradients are hardly decayed and the
+strength of the regularisation depends on the gradient history, not on $\lambda$
+alone. AdamW decouples the decay: it shrinks every weight by the factor
+$1 - \alpha\lambda$ directly and takes the Adam step with the loss gradient only. So
+$\lambda$ means the same for every weight, and $\lambda$ and $\alpha$ can be tuned more
+independently, which is why AdamW generalises better and is the default for
+transformers."""),
+        md(r"""
+**Computed.** A weight $w = 1.0$ has a loss gradient of exactly $0$ at the first step
+($t = 1$, $m_0 = v_0 = 0$). Take $\alpha = 0.001$, $\lambda = 0.01$,
+$\beta_1 = 0.9$, $\beta_2 = 0.999$, $\varepsilon = 10^{-8}$. What is $w$ after one
+step of
+
+* AdamW (decay $w \leftarrow w - \alpha\lambda w$, then the Adam step), and
+* Adam with L2 regularisation, where $\lambda w$ is added to the gradient?
+
+Give each to at least 7 decimal places (you may compute them in the cell)."""),
+        answer("B5-numbers", """
+B5_w_adamw = ...
+B5_w_adam_l2 = ...""", """
+import math
+
+w, lam, lr, beta1, beta2, eps = 1.0, 0.01, 0.001, 0.9, 0.999, 1e-8
+
+# AdamW: decay the weight, then an Adam step with the loss gradient (0)
+g = 0.0
+m_hat = (1 - beta1) * g / (1 - beta1)
+v_hat = (1 - beta2) * g * g / (1 - beta2)
+B5_w_adamw = (w - lr * lam * w) - lr * m_hat / (math.sqrt(v_hat) + eps)
+
+# Adam + L2: the decay goes into the gradient, and through m and v
+g = 0.0 + lam * w
+m_hat = (1 - beta1) * g / (1 - beta1)
+v_hat = (1 - beta2) * g * g / (1 - beta2)
+B5_w_adam_l2 = w - lr * m_hat / (math.sqrt(v_hat) + eps)
+print(f"AdamW: {B5_w_adamw:.9f}   Adam + L2: {B5_w_adam_l2:.9f}")"""),
+        md("""
+## Self-checks
+
+These cells check the form of your computational answers and one known value. Passing
+them does not mean that an answer is right."""),
+        check("B-format", 0, """
+# Format check (0 points): B1's three counts and B5's two numbers are filled in.
+import numbers
+assert isinstance(B1_updates, dict) and set(B1_updates) == {"batch", "minibatch", "stochastic"}, (
+    "B1_updates must be a dict with exactly the keys 'batch', 'minibatch', 'stochastic'.")
+assert all(isinstance(_n, numbers.Integral) and not isinstance(_n, bool)
+           for _n in B1_updates.values()), "B1: each count must be a whole number (an int)."
+assert all(isinstance(_x, numbers.Real) and not isinstance(_x, bool)
+           for _x in (B5_w_adamw, B5_w_adam_l2)), "B5: both answers must be numbers."
+"""),
+        check("B2-form", 0, """
+# Form check (0 points): one value per gradient, and zero gradients average to zero.
+_out = momentum_average([0.0, 0.0, 0.0, 0.0], 0.9)
+assert len(_out) == 4, "momentum_average must return one value for each gradient."
+assert all(abs(float(_x)) < 1e-15 for _x in _out), "Zero gradients must give m_t = 0."
+"""),
+        check("B3-worked-example", 1, """
+# The chapter's worked example: f(w) = w^2, w = 5, alpha = 0.1, so the first gradient
+# is g = 10. The first Adam step moves w to 4.9 (to about 1e-6).
+_w, _m, _v = adam_update(5.0, 10.0, 0.0, 0.0, 1, 0.1, 0.9, 0.999, 1e-8)
+assert abs(float(_w) - 4.9) < 1e-6, f"After one step w should be about 4.9, not {float(_w)!r}."
+"""),
+        check("B4-shape", 0, """
+# Shape check (0 points): the rate never falls, never exceeds lr_max, and is lr_max
+# from t = W on.
+_rates = [float(warmup_lr(_t, 0.5, 8)) for _t in range(20)]
+assert all(0 < _r <= 0.5 for _r in _rates), "Every rate must lie in (0, lr_max]."
+assert all(_a <= _b for _a, _b in zip(_rates, _rates[1:])), "The rate must never decrease."
+assert all(_r == 0.5 for _r in _rates[8:]), "From t = W on the rate must be lr_max."
+"""),
+    ]
+
+
+# ======================================================================================
+# C · long answers
+# ======================================================================================
+C3_DIAGNOSES = [
+    ("learning_rate_too_high", "the learning rate is too large for this problem"),
+    ("learning_rate_too_low", "the learning rate is too small"),
+    ("batch_size_too_small_noisy_gradients",
+     "the batch is too small, so each gradient estimate is very noisy"),
+    ("batch_size_too_large", "the batch is too large"),
+    ("no_lr_schedule", "the learning rate never decreases during training"),
+    ("no_warmup", "the first steps run at the full learning rate"),
+    ("dataset_too_small", "there is too little data for the model"),
+    ("class_imbalance", "fraud is rare, so most batches hold no positive example"),
+    ("unscaled_features", "the input features are on very different scales"),
+]
+C3_SCHEDULES = ["none", "step", "exponential", "cosine", "warmup_cosine", "one_cycle",
+                "reduce_on_plateau"]
+
+
+def exercise_c() -> list[Cell]:
+    keys_table = "\n".join(f"| `{k}` | {text} |" for k, text in C3_DIAGNOSES)
+    diag_template = "\n".join(f'    "{k}": ...,' for k, _ in C3_DIAGNOSES)
+    diag_solution = {"learning_rate_too_high": True, "learning_rate_too_low": False,
+                     "batch_size_too_small_noisy_gradients": True,
+                     "batch_size_too_large": False, "no_lr_schedule": True,
+                     "no_warmup": True, "dataset_too_small": False,
+                     "class_imbalance": True, "unscaled_features": False}
+    diag_solution_src = "\n".join(f'    "{k}": {diag_solution[k]},' for k, _ in C3_DIAGNOSES)
+    schedules = ", ".join(f'`"{s}"`' for s in C3_SCHEDULES)
+    keys_list = "\n".join(f'    "{k}",' for k, _ in C3_DIAGNOSES)
+    schedules_list = "    " + ", ".join(f'"{s}"' for s in C3_SCHEDULES) + ","
+    return [
+        md(r"""
+# Exercises C · Long-answer questions
+
+*Chapter 8, "Optimization".* Three questions with marks: C1 (15 marks), C2 (20 marks)
+and C3 (15 marks). The written answers are graded by hand. C1's numbers and C3's
+diagnosis also go into code cells, which are checked automatically."""),
+        how_to(f"The code parts of C1 and C3 are worth {hidden_points('C-long-answers')} "
+               "points in all, checked "
+               "automatically; the written answers carry the marks above and are "
+               "graded by hand."),
+        md(r"""
+## C1 · Momentum by hand (15 marks)
+
+Minimise $f(w) = (w - 3)^2$ with momentum, starting from $w_0 = 10$ with
+$\alpha = 0.1$ and $\beta = 0.9$. Use the chapter's form of momentum,
+
+$$
+m_0 = 0, \qquad m_t = \beta\, m_{t-1} + (1-\beta)\, g_t, \qquad
+w_t = w_{t-1} - \alpha\, m_t ,
+$$
+
+where $g_t = f'(w_{t-1})$. The source writes the velocity $m$ as $V$. PyTorch's
+`torch.optim.SGD(momentum=β)` uses a different form, without the factor $1-\beta$
+(section 8.3, "Momentum in PyTorch"); do **not** use that one here.
+
+Trace three complete iterations, showing $g_t$, $m_t$ and $w_t$ at each step. Then
+answer:
+
+(a) Is $m_1$ larger or smaller than the raw gradient $g_1$? Why?
+
+(b) What would change if $\beta = 0.99$?"""),
+        prose("C1-prose", "C1 trace, (a) and (b)", r"""
+$f'(w) = 2(w-3)$.
+
+| $t$ | $g_t = 2(w_{t-1}-3)$ | $m_t = 0.9\,m_{t-1} + 0.1\,g_t$ | $w_t = w_{t-1} - 0.1\,m_t$ |
+|---|---|---|---|
+| 1 | $2(10-3) = 14$ | $0 + 1.4 = 1.4$ | $10 - 0.14 = 9.86$ |
+| 2 | $2(9.86-3) = 13.72$ | $1.26 + 1.372 = 2.632$ | $9.86 - 0.2632 = 9.5968$ |
+| 3 | $2(9.5968-3) = 13.1936$ | $2.3688 + 1.31936 = 3.68816$ | $9.5968 - 0.368816 = 9.227984$ |
+
+(a) Smaller: $m_1 = 1.4$ against $g_1 = 14$. Because $m_0 = 0$, the first average is
+$(1-\beta) g_1$, a tenth of the gradient: the average is biased toward its zero start.
+It catches up over the next steps ($m_t$ grows while $g_t$ shrinks); bias correction,
+$\hat m_t = m_t/(1-\beta^t)$, would remove the bias ($\hat m_1 = g_1$).
+
+(b) With $\beta = 0.99$ the average covers about 100 gradients instead of 10. The first
+steps are ten times smaller still ($m_1 = 0.01 \cdot 14 = 0.14$, $w_1 = 9.986$), so the
+start is even slower and the bias toward zero lasts about 100 steps. Once $m$ has built
+up, it reacts slowly when the gradient changes sign, so the iterate overshoots $w = 3$
+far and oscillates around it for a long time before settling."""),
+        md(r"""
+**C1, the numbers.** Fill in your trace as lists of three numbers each:
+`g = [g1, g2, g3]`, `m = [m1, m2, m3]`, `w = [w1, w2, w3]`. Give exact values (they
+have at most six decimals) or compute them in the cell. Each value is checked to
+within $10^{-6}$. For (a), set `m1_smaller_than_g1` to `True` or `False`; for (b), give
+`m1_with_beta_099`, the value of $m_1$ if $\beta = 0.99$ (everything else unchanged)."""),
+        answer("C1-numbers", """
+g = [..., ..., ...]
+m = [..., ..., ...]
+w = [..., ..., ...]
+m1_smaller_than_g1 = ...
+m1_with_beta_099 = ...""", """
+alpha, beta = 0.1, 0.9
+g, m, w = [], [], []
+w_prev, m_prev = 10.0, 0.0
+for t in range(1, 4):
+    g_t = 2 * (w_prev - 3)
+    m_t = beta * m_prev + (1 - beta) * g_t
+    w_t = w_prev - alpha * m_t
+    g.append(g_t); m.append(m_t); w.append(w_t)
+    w_prev, m_prev = w_t, m_t
+    print(f"t={t}: g={g_t:.6f}  m={m_t:.6f}  w={w_t:.6f}")
+
+m1_smaller_than_g1 = abs(m[0]) < abs(g[0])
+m1_with_beta_099 = (1 - 0.99) * 2 * (10 - 3)"""),
+        md(r"""
+## C2 · Adam against SGD with momentum (20 marks)
+
+Compare Adam with SGD plus momentum along five dimensions:
+
+1. how fast the training loss falls;
+2. the final test accuracy;
+3. sensitivity to the learning rate;
+4. memory overhead;
+5. suitability for different tasks (vision against NLP).
+
+For each dimension give a concrete example or numerical evidence from published
+research (the chapter's "Summary and references" page is a starting point). End with a
+recommendation on when to use each optimizer."""),
+        prose("C2-prose", "C2", r"""
+1. **Training loss.** Adam usually lowers the training loss faster early on: its
+   per-parameter step sizes handle badly scaled and sparse gradients without tuning.
+   Kingma and Ba (2015) show Adam ahead of SGD with Nesterov momentum on MNIST logistic
+   regression, multilayer networks and CIFAR-10 CNNs in training cost per epoch.
+2. **Test accuracy.** On image classification well-tuned SGD with momentum often ends
+   with better test accuracy. Wilson et al. (2017) report that on CIFAR-10 (VGG) the
+   adaptive methods reached a similar or lower training loss but about 1–2 percentage
+   points worse test accuracy, and they construct a problem where adaptive methods
+   generalise arbitrarily badly.
+3. **Learning-rate sensitivity.** Adam's defaults ($\alpha = 10^{-3}$, $\beta_1 = 0.9$,
+   $\beta_2 = 0.999$) work across many problems, while SGD's best learning rate varies
+   by orders of magnitude between problems and usually needs a schedule (Goyal et al.,
+   2017, tune SGD's rate, warm-up and step decay carefully to train ResNet-50 on
+   ImageNet in an hour). Adam is still sensitive near its upper limit and needs
+   warm-up for transformers.
+4. **Memory.** SGD with momentum keeps one buffer per parameter ($m$); Adam keeps two
+   ($m$ and $v$). For a model with 1 billion parameters in float32 that is 4 GB against
+   8 GB of optimizer state, on top of the weights and gradients.
+5. **Tasks.** Vision (ResNets on ImageNet) is still commonly trained with SGD plus
+   momentum and step or cosine schedules, as in Goyal et al. (2017); NLP models such as
+   BERT and GPT are trained with Adam or AdamW with warm-up (Loshchilov and Hutter, 2019,
+   show AdamW's decoupled decay closing much of Adam's generalisation gap).
+
+**Recommendation.** Use Adam (AdamW with weight decay) as the default for prototyping,
+for NLP and transformers, and for sparse or badly scaled gradients. Use SGD with
+momentum and a tuned schedule for vision models when the best final test accuracy
+matters and there is budget to tune the learning rate, or when memory is tight."""),
+        md(r"""
+## C3 · Diagnosing a training run (15 marks)
+
+A team at an Indian fintech company is training a fraud-detection model on 10 million
+transactions. They use Adam with $\alpha = 0.01$, batch size 32, no learning-rate
+schedule and no warm-up. The training loss oscillates wildly and never settles.
+
+**Written.** Diagnose at least three possible problems with this setup. For each one,
+propose a specific fix and justify it."""),
+        prose("C3-prose", "C3", r"""
+1. **Learning rate too high.** $\alpha = 0.01$ is ten times Adam's usual default. Adam
+   moves every parameter by up to about $\alpha$ per step whatever the gradient's size,
+   so near a minimum it keeps jumping across it. Fix: $\alpha = 10^{-3}$ (try
+   $3\cdot10^{-4}$ to $10^{-3}$ with a short range test).
+2. **Batch too small, gradients too noisy.** 32 transactions out of 10 million give a
+   gradient with high variance, and 312,500 noisy updates per epoch; with fraud being
+   rare, most batches contain no fraud at all, so the loss jumps whenever one does.
+   Fix: batch size 1024 (the hardware processes it in about the same time per step),
+   with the learning rate scaled by the square-root rule if needed, and stratified or
+   weighted sampling so that batches contain positives.
+3. **No schedule.** With a constant rate the noise of the steps never shrinks, so the
+   loss cannot settle. Fix: cosine decay to about $10^{-5}$ over the run (or reduce on
+   plateau).
+4. **No warm-up.** The first steps at full rate, with Adam's $v$ estimated from only a
+   few noisy gradients, can throw the weights far off. Fix: linear warm-up over the
+   first 1000 steps (about 1% of training at batch 1024), which the warm-up + cosine
+   schedule includes."""),
+        md(f"""
+**C3, in structured form.** Record your diagnosis in the dict `diagnosis`, with
+**every** key below set to `True` (this is a problem here) or `False` (it is not, or
+there is no sign of it in the description):
+
+| key | meaning when `True` |
+|---|---|
+{keys_table}
+
+Then record the setup you would change to in `fixes`:
+
+* `"lr"`: the learning rate you would train with (the peak rate if you use a schedule),
+  a number;
+* `"batch_size"`: the batch size you would use, a whole number;
+* `"schedule"`: one of {schedules};
+* `"warmup_steps"`: the length of the warm-up in steps, a whole number (0 for none).
+
+Your suggestions are checked for being sensible and consistent with your diagnosis,
+not against one exact value."""),
+        answer("C3-structured", f"""
+diagnosis = {{
+{diag_template}
+}}
+fixes = {{
+    "lr": ...,
+    "batch_size": ...,
+    "schedule": ...,
+    "warmup_steps": ...,
+}}""", f"""
+diagnosis = {{
+{diag_solution_src}
+}}
+fixes = {{
+    "lr": 1e-3,
+    "batch_size": 1024,
+    "schedule": "warmup_cosine",
+    "warmup_steps": 1000,
+}}"""),
+        md("""
+## Self-checks
+
+These cells check the form of your code answers. They give no points, and passing them
+does not mean that an answer is right."""),
+        check("C1-format", 0, """
+# Format check (0 points): three numbers per list, a bool and a number.
+import numbers
+import numpy as np
+for _name in ("g", "m", "w"):
+    _seq = globals().get(_name)
+    assert isinstance(_seq, (list, tuple, np.ndarray)) and len(_seq) == 3, (
+        f"{_name} must be a list of three numbers.")
+    assert all(isinstance(_x, numbers.Real) and not isinstance(_x, bool) for _x in _seq), (
+        f"Replace every ... in {_name} by a number.")
+assert isinstance(m1_smaller_than_g1, (bool, np.bool_)), (
+    "m1_smaller_than_g1 must be True or False.")
+assert isinstance(m1_with_beta_099, numbers.Real) and not isinstance(m1_with_beta_099, bool), (
+    "m1_with_beta_099 must be a number.")
+"""),
+        check("C3-format", 0, f"""
+# Format check (0 points): every diagnosis key is True or False; fixes has the
+# four keys, with values of the right kind.
+import numbers
+_keys = [
+{keys_list}
+]
+assert isinstance(diagnosis, dict) and sorted(diagnosis) == sorted(_keys), (
+    "diagnosis must have exactly the keys listed in the table, no more and no fewer.")
+_not_bool = [_k for _k in _keys if not isinstance(diagnosis[_k], bool)]
+assert not _not_bool, "Set these to True or False: " + ", ".join(_not_bool)
+assert isinstance(fixes, dict) and set(fixes) == {{"lr", "batch_size", "schedule", "warmup_steps"}}, (
+    "fixes must have exactly the keys 'lr', 'batch_size', 'schedule', 'warmup_steps'.")
+assert isinstance(fixes["lr"], numbers.Real) and not isinstance(fixes["lr"], bool), (
+    "fixes['lr'] must be a number.")
+for _k in ("batch_size", "warmup_steps"):
+    assert isinstance(fixes[_k], numbers.Integral) and not isinstance(fixes[_k], bool), (
+        f"fixes[{{_k!r}}] must be a whole number.")
+assert fixes["schedule"] in [
+{schedules_list}
+], (
+    "fixes['schedule'] must be one of the names listed in the instructions.")
+"""),
+    ]
+
+
+# ======================================================================================
+# D1 · Adam on Rosenbrock
+# ======================================================================================
+def exercise_d1() -> list[Cell]:
+    return [
+        md(r"""
+# Exercise D1 · Adam from scratch, with logging
+
+*Chapter 8, "Optimization".* Implement Adam as a class, with full bias correction, and
+use it to minimise the Rosenbrock function
+
+$$
+f(x, y) = (1 - x)^2 + 100\,(y - x^2)^2
+$$
+
+from $(x_0, y_0) = (-1, 1)$ with $\alpha = 0.001$ (and $\beta_1 = 0.9$,
+$\beta_2 = 0.999$, $\varepsilon = 10^{-8}$) for 10,000 iterations. Log
+$x, y, f(x, y), \hat m_x, \hat m_y, \hat v_x, \hat v_y$ at every iteration, and draw
+the path on a contour plot of the function."""),
+        how_to("Two self-checks are worth 1 point each; further checks worth "
+               f"{hidden_points('D1-adam-rosenbrock')} points run when your notebook is "
+               "graded."),
+        md(r"""
+## The algorithm
+
+For parameters $\theta$ (here $\theta = (x, y)$) with gradient $g_t$ at step
+$t = 1, 2, \dots$, Adam keeps two running averages, both starting at zero:
+
+$$
+m_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad
+v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2, \qquad
+\hat m_t = \frac{m_t}{1-\beta_1^t}, \qquad \hat v_t = \frac{v_t}{1-\beta_2^t},
+$$
+
+$$
+\theta_t = \theta_{t-1} - \alpha\, \frac{\hat m_t}{\sqrt{\hat v_t} + \varepsilon}
+\qquad \text{(elementwise).}
+$$
+
+Compute in float64 (NumPy's default). The setup cell below imports
+`optbook.surfaces.rosenbrock`: `rosenbrock.f(x, y)` is $f$ and `rosenbrock.grad(x, y)`
+returns $(\partial f/\partial x, \partial f/\partial y)$. You may write the gradient
+yourself instead."""),
+        setup("""
+import numpy as np
+import matplotlib.pyplot as plt
+from optbook.surfaces import rosenbrock
+
+START = (-1.0, 1.0)      # (x_0, y_0)
+LR = 0.001               # alpha
+STEPS = 10_000
+COLUMNS = ("x", "y", "f", "m_hat_x", "m_hat_y", "v_hat_x", "v_hat_y")"""),
+        md(r"""
+## 1 · The class
+
+Write a class `Adam` that works for a parameter array of any length:
+
+* `opt = Adam(lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8)` (these defaults);
+* `theta = opt.step(theta, g)` takes the current parameters and their gradient (NumPy
+  arrays of the same shape), makes one Adam step and returns the new parameters;
+* after each call, `opt.m_hat` and `opt.v_hat` hold the bias-corrected moments
+  $\hat m_t$ and $\hat v_t$ of that step.
+
+The class keeps its own step counter $t$ and its moments $m$, $v$ between calls. Check
+it against `torch.optim.Adam` or the book's `optbook.optimizers.Adam` on a few steps
+before the long run (in a cell of your own; it is not collected)."""),
+        answer("D1-class", '''
+class Adam:
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
+        raise NotImplementedError("D1: write Adam.__init__")
+
+    def step(self, theta, g):
+        """One Adam step: return the new parameters; set self.m_hat and self.v_hat."""
+        raise NotImplementedError("D1: write Adam.step")''', '''
+class Adam:
+    """Adam with bias correction, for a NumPy array of parameters."""
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
+        self.lr, self.beta1, self.beta2, self.epsilon = lr, beta1, beta2, epsilon
+        self.t = 0
+        self.m = self.v = None          # created at the first step, with theta's shape
+        self.m_hat = self.v_hat = None
+
+    def step(self, theta, g):
+        """One Adam step: return the new parameters; set self.m_hat and self.v_hat."""
+        theta = np.asarray(theta, dtype=float)
+        g = np.asarray(g, dtype=float)
+        if self.m is None:
+            self.m, self.v = np.zeros_like(theta), np.zeros_like(theta)
+        self.t += 1
+        self.m = self.beta1 * self.m + (1 - self.beta1) * g
+        self.v = self.beta2 * self.v + (1 - self.beta2) * g * g
+        self.m_hat = self.m / (1 - self.beta1 ** self.t)
+        self.v_hat = self.v / (1 - self.beta2 ** self.t)
+        return theta - self.lr * self.m_hat / (np.sqrt(self.v_hat) + self.epsilon)'''),
+        md(r"""
+## 2 · The run and its log
+
+Run 10,000 iterations from `START` with `LR` and fill `log`, a NumPy array of shape
+`(10000, 7)` whose columns are, in this order, `COLUMNS`:
+$x, y, f(x, y), \hat m_x, \hat m_y, \hat v_x, \hat v_y$.
+
+Row $t-1$ (Python's index) describes iteration $t$: the point $(x_t, y_t)$ *after* the
+$t$-th update, $f$ at that point, and the bias-corrected moments $\hat m_t$,
+$\hat v_t$ used by that update. So the first row is the state after the first step, and
+the starting point itself is not a row."""),
+        answer("D1-run", """
+log = ...""", """
+opt = Adam(lr=LR)
+theta = np.array(START)
+log = np.empty((STEPS, len(COLUMNS)))
+for k in range(STEPS):
+    g = np.array(rosenbrock.grad(*theta), dtype=float)
+    theta = opt.step(theta, g)
+    x, y = theta
+    log[k] = (x, y, rosenbrock.f(x, y), *opt.m_hat, *opt.v_hat)
+
+for t in (1, 10, 100, 1000, 10_000):
+    x, y, f = log[t - 1, :3]
+    print(f"t = {t:>6}: (x, y) = ({x:+.6f}, {y:+.6f})   f = {f:.3e}")"""),
+        md(r"""
+## 3 · The path on a contour plot
+
+Draw the contours of the Rosenbrock function (for instance over $-2 \le x \le 2$,
+$-1 \le y \le 3$, with logarithmically spaced levels) and the path of your run on top,
+as one line through the logged points. Mark the start and the minimum $(1, 1)$ if you
+like. Keep the figure in the variable `fig` (for example from
+`fig, ax = plt.subplots()`). `optbook.plotting.contour_figure(rosenbrock, {"Adam":
+points})` draws such a figure for an array of points of shape `(n, 2)`."""),
+        answer("D1-figure", """
+fig = ...""", """
+from optbook.plotting import contour_figure
+
+path = np.vstack([START, log[:, :2]])          # the start, then one point per iteration
+fig = contour_figure(rosenbrock, {"Adam, α = 0.001": path},
+                     title="Adam on the Rosenbrock function, 10,000 steps")"""),
+        md("""
+## Self-checks
+
+Two checks you can run now, one point each. The graded run checks more: your class on
+another problem, the log at several iterations, the final point and the figure."""),
+        check("D1-log-shape", 1, """
+# log is a float array with one row per iteration and the 7 columns.
+import numpy as np
+assert isinstance(log, np.ndarray), f"log must be a NumPy array, not {type(log).__name__}."
+assert log.shape == (10_000, 7), f"log must have shape (10000, 7), not {log.shape}."
+assert np.issubdtype(log.dtype, np.floating), "log must hold floating-point numbers."
+"""),
+        check("D1-first-row", 1, """
+# The first row: after one step from (-1, 1). There the gradient is (-4, 0), and with
+# bias correction m_hat = g and v_hat = g**2 at t = 1, so x moves by almost exactly
+# alpha and y does not move.
+import numpy as np
+_x1 = -1.0 + 0.001 * 4.0 / (4.0 + 1e-8)
+_expected = [_x1, 1.0, (1 - _x1) ** 2 + 100 * (1.0 - _x1 ** 2) ** 2, -4.0, 0.0, 16.0, 0.0]
+_first = np.asarray(log, dtype=float)[0]
+_wrong = [name for name, a, b in zip(("x", "y", "f", "m_hat_x", "m_hat_y", "v_hat_x", "v_hat_y"),
+                                     _first, _expected) if not np.isclose(a, b, rtol=1e-9, atol=1e-12)]
+assert not _wrong, ("The first row of log is wrong in the columns " + ", ".join(_wrong)
+                    + ". It should hold the state after the first update.")
+"""),
+    ]
+
+
+EXERCISES = {
+    "A-multiple-choice": exercise_a,
+    "B-short-answers": exercise_b,
+    "C-long-answers": exercise_c,
+    "D1-adam-rosenbrock": exercise_d1,
+}
+
+
+# ======================================================================================
+# writing the notebooks
+# ======================================================================================
+def _notebook(exercise_id: str, cells: list[Cell], *, solution: bool):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"},
+                   "optbook": {"exercise": exercise_id}}
+    prefix = exercise_id.split("-")[0].lower()
+    for i, c in enumerate(cells):
+        source = c.solution if (solution and c.role == "answer") else c.source
+        meta = {"role": c.role}
+        tags = []
+        if c.role == "answer":
+            meta["id"] = c.id
+            if c.prose:
+                meta["kind"] = "prose"
+            tags = ["answer"]
+        elif c.role == "test":
+            meta.update(id=c.id, points=c.points, visible=True)
+            tags = ["test"]
+        if c.kind == "markdown":
+            cell = nbformat.v4.new_markdown_cell(source)
+        else:
+            cell = nbformat.v4.new_code_cell(source)
+        cell.id = f"{prefix}-{i:02d}"
+        cell.metadata = {"optbook": meta, **({"tags": tags} if tags else {})}
+        nb.cells.append(cell)
+    nbformat.validate(nb)
+    return nb
+
+
+def write(exercise_id: str) -> None:
+    cells = EXERCISES[exercise_id]()
+    pristine = _notebook(exercise_id, cells, solution=False)
+    nbformat.write(pristine, ROOT / "exercises" / f"{exercise_id}.ipynb")
+
+    solved = _notebook(exercise_id, cells, solution=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        NotebookClient(solved, timeout=300, kernel_name="python3", record_timing=False,
+                       resources={"metadata": {"path": tmp}}).execute()
+    solved.metadata = {k: v for k, v in solved.metadata.items()
+                       if k in ("kernelspec", "language_info", "optbook")}
+    solved.metadata["language_info"] = {"name": "python"}
+    nbformat.write(solved, ROOT / "solutions" / f"{exercise_id}.ipynb")
+    print(f"wrote exercises/{exercise_id}.ipynb and solutions/{exercise_id}.ipynb")
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or list(EXERCISES):
+        write(name)
