@@ -16,6 +16,8 @@ Modules follow the order in which the chapter teaches them:
 ``optbook.data``          small generated data sets (no downloads)
 ``optbook.device``        where PyTorch runs: CUDA when present, else the CPU
 ``optbook.pages``         plumbing for the pages (glue)
+``optbook.grade``         the instructors' grader (python -m optbook.grade)
+``optbook.check``         the students' self-check (python -m optbook.check)
 ========================  =====================================================
 """
 
