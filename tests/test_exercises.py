@@ -40,7 +40,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISE_DIR, SOLUTION_DIR = ROOT / "exercises", ROOT / "solutions"
 HIDDEN_DIR = SOLUTION_DIR / "hidden"
-REQUIRED = ("A-multiple-choice", "B-short-answers", "C-long-answers", "D1-adam-rosenbrock")
+REQUIRED = ("A-multiple-choice", "B-short-answers", "C-long-answers", "D1-adam-rosenbrock",
+            "E-playground")
 EXERCISES = sorted(set(REQUIRED) | {p.stem for p in EXERCISE_DIR.glob("*.ipynb")})
 MARK = "# YOUR ANSWER (this cell is graded)"
 HEADER = re.compile(r"^# %% (\S+) points=(\d+)[ \t]*$", re.M)
@@ -650,3 +651,31 @@ def test_notebooks_are_up_to_date_with_their_generator():
             assert [(c.id, c.cell_type, c.source, c.metadata) for c in made.cells] == [
                 (c.id, c.cell_type, c.source, c.metadata) for c in stored.cells], (
                 f"{folder.name}/{exercise}.ipynb is out of date: run tools/make_exercises.py")
+
+
+E_MUTATIONS = [
+    ("hyperparameters ignored",
+     {"E-run": [("opt = optimizers.OPTIMIZERS[optimizer_name](**kwargs)",
+                 "opt = optimizers.OPTIMIZERS[optimizer_name]()")]},
+     {"E-trajectories-momentum", "E-trajectories-adaptive"}),
+    ("unknown names not rejected",
+     {"E-run": [("if optimizer_name not in _PLAYGROUND_OPTIMIZERS:", "if False:")]},
+     {"E-bad-names"}),
+    ("table counts from 1",
+     {"E-losses": [("enumerate(zip(pts, losses(surface_name, pts)))",
+                    "enumerate(zip(pts, losses(surface_name, pts)), start=1)")]},
+     {"E-table-keys", "E-table"}),
+    ("losses of the wrong surface",
+     {"E-losses": [("_playground_surface(surface_name).f(", "_playground_surface('quadratic').f(")]},
+     {"E-losses"}),
+    ("every other point drawn",
+     {"E-figure": [("dict(paths)", "{k: np.asarray(v)[::2] for k, v in paths.items()}")]},
+     {"E-figure-lines"}),
+]
+
+
+@pytest.mark.parametrize("edits, expected", [m[1:] for m in E_MUTATIONS],
+                         ids=[m[0] for m in E_MUTATIONS])
+def test_e_mistakes_fail_their_own_checks(edits, expected):
+    failing, _ = run_in_process("E-playground", edits)
+    assert set(failing) == expected, {k: str(v)[:80] for k, v in failing.items()}

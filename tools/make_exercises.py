@@ -907,11 +907,228 @@ assert not _wrong, ("The first row of log is wrong in the columns " + ", ".join(
     ]
 
 
+# ======================================================================================
+# E · the Optimizer Playground mini-project
+# ======================================================================================
+def exercise_e() -> list[Cell]:
+    return [
+        md(r"""
+# Exercise E · Mini-project: the Optimizer Playground
+
+*Chapter 8, "Optimization".* Build a small web app, with **Streamlit** or **Gradio**,
+in which a reader can watch the chapter's optimizers at work on two-dimensional loss
+surfaces:
+
+* pick an optimizer: SGD, Momentum, RMSprop or Adam;
+* set its hyperparameters with sliders: the learning rate $\alpha$, the momentum /
+  RMSprop decay $\beta$, and Adam's $\beta_1$ and $\beta_2$;
+* pick a surface: quadratic, Rosenbrock, Rastrigin or Beale;
+* see the optimizer's path drawn on a contour plot of the surface, redrawn as soon as a
+  setting changes;
+* see the loss curves of **all four** optimizers on the same surface side by side;
+* see a table of the parameters $(x, y)$ and the loss at every iteration.
+
+**Deliverables.** (1) the app (one Python script, e.g. `playground.py`, started with
+`streamlit run playground.py` or `python playground.py`); (2) a `README.md` that says
+how to start it and shows screenshots; (3) an analysis of about 500 words comparing how
+the optimizers behave on the different surfaces (in the last cell of this notebook).
+
+**What this notebook collects.** A web app cannot be checked automatically, but its
+core can: the four functions below are what the app calls. Write them here, then
+import or copy them into your app. You may build on the book's `optbook.surfaces`
+(`SURFACES`, `trajectory`) and `optbook.optimizers` (`OPTIMIZERS`), or write
+everything yourself."""),
+        how_to(f"Two self-checks are worth 1 point each; further checks worth "
+               f"{hidden_points('E-playground')} points run when your notebook is graded. "
+               "The app, the README and the analysis are graded by hand (see the "
+               "rubric)."),
+        md(r"""
+## Rubric
+
+| Part | Points | How it is graded |
+|---|---|---|
+| `run`: trajectories of the four optimizers on the four surfaces, with the hyperparameters given | 5 | automatically (hidden checks on several optimizer × surface × hyperparameter combinations) |
+| `run`: shape and start point | 1 | automatically (self-check) |
+| `run`: unknown optimizer or surface names raise `ValueError` naming them | 1 | automatically (hidden) |
+| `losses` and `iteration_table`: consistent with the path | 3 | automatically (1 self-check, 2 hidden) |
+| `contour_with_path`: a contour plot with one line per path | 2 | automatically (hidden) |
+| The app: every control works, the plot updates live, loss curves and table shown | 20 | by hand |
+| Code quality of the app (structure, no duplicated optimizer code, it starts as described) | 5 | by hand |
+| README: how to install and start, screenshots of each view | 5 | by hand |
+| Analysis (about 500 words): correct, specific, backed by runs from the app | 20 | by hand |
+
+Automatic: 12 points. By hand: 50 points."""),
+        setup("""
+import numpy as np
+import matplotlib.pyplot as plt
+
+OPTIMIZER_NAMES = ("SGD", "Momentum", "RMSprop", "Adam")
+SURFACE_NAMES = ("quadratic", "rosenbrock", "rastrigin", "beale")
+ROW_KEYS = ("t", "x", "y", "loss")"""),
+        md(r"""
+## 1 · The trajectory
+
+Write `run(optimizer_name, surface_name, hyperparams, start, steps)`:
+
+* `optimizer_name` is one of `OPTIMIZER_NAMES`, `surface_name` one of
+  `SURFACE_NAMES` (the same spelling as `optbook.surfaces.SURFACES`); any other name
+  raises `ValueError` with a message that contains the bad name;
+* `hyperparams` is a dict with any of the keys `"lr"` ($\alpha$), `"beta"` (Momentum
+  and RMSprop), `"beta1"`, `"beta2"` and `"epsilon"` (Adam); a key the optimizer does not
+  use is ignored (the app passes all its sliders), and a missing key takes the default
+  of the book's optimizer class (`optbook.optimizers.SGD`, `MomentumSGD`, `RMSprop`,
+  `Adam`);
+* starting from `start` $= (x_0, y_0)$, make `steps` updates with the chapter's
+  update rules (float64), each from the gradient at the current point;
+* return a NumPy array of shape `(steps + 1, 2)`: row $t$ is $(x_t, y_t)$, so row 0 is
+  the start. If the run diverges (the loss stops being finite or a coordinate
+  exceeds $10^6$ in size), the rows after it are `nan`."""),
+        answer("E-run", '''
+def run(optimizer_name, surface_name, hyperparams, start, steps):
+    """The path (x_t, y_t), t = 0..steps, as an array of shape (steps + 1, 2)."""
+    raise NotImplementedError("E: write run")''', '''
+from optbook import optimizers, surfaces
+
+_PLAYGROUND_OPTIMIZERS = ("SGD", "Momentum", "RMSprop", "Adam")
+_PLAYGROUND_SURFACES = ("quadratic", "rosenbrock", "rastrigin", "beale")
+_USES = {"SGD": ("lr",), "Momentum": ("lr", "beta"), "RMSprop": ("lr", "beta", "epsilon"),
+         "Adam": ("lr", "beta1", "beta2", "epsilon")}
+
+
+def _playground_surface(surface_name):
+    if surface_name not in _PLAYGROUND_SURFACES:
+        raise ValueError(f"Unknown surface {surface_name!r}; choose one of "
+                         + ", ".join(_PLAYGROUND_SURFACES))
+    return surfaces.SURFACES[surface_name]
+
+
+def run(optimizer_name, surface_name, hyperparams, start, steps):
+    """The path (x_t, y_t), t = 0..steps, as an array of shape (steps + 1, 2)."""
+    if optimizer_name not in _PLAYGROUND_OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {optimizer_name!r}; choose one of "
+                         + ", ".join(_PLAYGROUND_OPTIMIZERS))
+    surface = _playground_surface(surface_name)
+    kwargs = {k: v for k, v in dict(hyperparams).items() if k in _USES[optimizer_name]}
+    opt = optimizers.OPTIMIZERS[optimizer_name](**kwargs)
+    path = surfaces.trajectory(opt, surface, start=start, steps=steps).points
+    out = np.full((steps + 1, 2), np.nan)
+    out[:len(path)] = path
+    return out
+
+
+print(run("Adam", "rosenbrock", {"lr": 0.01}, (-1.2, 1.0), 3))'''),
+        md(r"""
+## 2 · Losses and the iteration table
+
+* `losses(surface_name, path)` returns the loss $J(x_t, y_t)$ at every row of `path`
+  (an array of shape `(n, 2)`), as a NumPy array of shape `(n,)`.
+* `iteration_table(path, surface_name)` returns the table the app shows: a list with
+  one dict per row of `path`, with the keys `"t"` (the iteration, 0 for the start),
+  `"x"`, `"y"` and `"loss"` (plain Python numbers)."""),
+        answer("E-losses", '''
+def losses(surface_name, path):
+    """J at every row of path, shape (n,)."""
+    raise NotImplementedError("E: write losses")
+
+
+def iteration_table(path, surface_name):
+    """One dict {"t", "x", "y", "loss"} per row of path."""
+    raise NotImplementedError("E: write iteration_table")''', '''
+def losses(surface_name, path):
+    """J at every row of path, shape (n,)."""
+    pts = np.asarray(path, dtype=float)
+    return np.asarray(_playground_surface(surface_name).f(pts[:, 0], pts[:, 1]), dtype=float)
+
+
+def iteration_table(path, surface_name):
+    """One dict {"t", "x", "y", "loss"} per row of path."""
+    pts = np.asarray(path, dtype=float)
+    return [{"t": t, "x": float(x), "y": float(y), "loss": float(j)}
+            for t, ((x, y), j) in enumerate(zip(pts, losses(surface_name, pts)))]'''),
+        md(r"""
+## 3 · The contour plot
+
+`contour_with_path(surface_name, paths)` draws the contours of the surface and, on top,
+one line per entry of `paths` (a dict mapping a label such as `"Adam"` to an array of
+shape `(n, 2)`), and returns the matplotlib `Figure`. `optbook.plotting.contour_figure`
+does most of this; a legend and a marker for the start are welcome."""),
+        answer("E-figure", '''
+def contour_with_path(surface_name, paths):
+    """A Figure: the surface's contours with one line per path."""
+    raise NotImplementedError("E: write contour_with_path")''', '''
+from optbook.plotting import contour_figure
+
+
+def contour_with_path(surface_name, paths):
+    """A Figure: the surface's contours with one line per path."""
+    return contour_figure(_playground_surface(surface_name), dict(paths), show_start=False,
+                          title=f"{surface_name}: {len(paths)} optimizer(s)")
+
+
+_demo_lr = {"SGD": 0.002, "Momentum": 0.001, "RMSprop": 0.01, "Adam": 0.05}
+_demo = {name: run(name, "rosenbrock", {"lr": lr}, (-1.2, 1.0), 300)
+         for name, lr in _demo_lr.items()}
+fig = contour_with_path("rosenbrock", _demo)'''),
+        md("""
+## Self-checks
+
+Two checks you can run now, one point each. The graded run checks more: the paths of
+several optimizer × surface × hyperparameter combinations against a reference, the
+losses and the table on them, the figure, and the errors for unknown names."""),
+        check("E-run-shape", 1, """
+# run returns steps + 1 points that start at the start.
+import numpy as np
+_path = run("SGD", "quadratic", {"lr": 0.1}, (1.0, -0.5), 5)
+assert isinstance(_path, np.ndarray), f"run must return a NumPy array, not {type(_path).__name__}."
+assert _path.shape == (6, 2), f"run(..., steps=5) must have shape (6, 2), not {_path.shape}."
+assert np.allclose(_path[0], (1.0, -0.5)), "Row 0 of the path must be the start point."
+"""),
+        check("E-table-keys", 1, """
+# The table has one row per point, with the keys t, x, y, loss, and t counts from 0.
+import numpy as np
+_path = run("Adam", "beale", {"lr": 0.01}, (1.0, 1.0), 4)
+_rows = iteration_table(_path, "beale")
+assert isinstance(_rows, list) and len(_rows) == 5, "iteration_table must return a list with one dict per row of the path."
+assert all(isinstance(_r, dict) and set(_r) == set(ROW_KEYS) for _r in _rows), (
+    "Every row must be a dict with exactly the keys 't', 'x', 'y', 'loss'.")
+assert [_r["t"] for _r in _rows] == list(range(5)), "t must count the iterations 0, 1, 2, ..."
+assert np.shape(losses("beale", _path)) == (5,), "losses must return one number per point."
+"""),
+        md(r"""
+## 4 · Analysis (about 500 words)
+
+Compare how SGD, Momentum, RMSprop and Adam behave on the four surfaces, using runs
+from your app (name the settings you used). Cover at least: the quadratic bowl as the
+easy case; Rosenbrock's curved valley; Rastrigin's many local minima and whether any
+optimizer escapes them; Beale's plateaus and steep walls and what per-parameter step
+sizes do there; and how sensitive each optimizer is to $\alpha$. End with what you
+would tell a reader choosing an optimizer."""),
+        prose("E-analysis", "analysis", r"""
+*(Reference outline for graders; a student's analysis should be of this kind, with their
+own runs.)* On the quadratic bowl every optimizer converges; SGD's speed is set by
+$\alpha$ alone, Momentum with $\beta = 0.9$ overshoots and spirals in, and Adam's steps
+of about $\alpha$ per coordinate make it approach along the diagonal and then hover
+within about $\alpha$ of the minimum until its $\hat v$ shrinks. On Rosenbrock, SGD
+needs a small $\alpha$ (about $10^{-3}$) to stay stable on the steep walls and then
+crawls along the valley floor; Momentum accumulates speed along the floor; RMSprop and
+Adam rescale the tiny floor gradient and move along it far faster, Adam the most
+smoothly. On Rastrigin every method stops in the local minimum nearest its start for a
+small $\alpha$; a large $\alpha$ or high $\beta$ lets Momentum jump over a few ripples,
+which is luck of the step size rather than a property of the method. On Beale the
+plateaus have gradients many orders of magnitude smaller than the walls: SGD either
+stalls on the plateau or diverges at the wall, while the adaptive methods, which divide
+by $\sqrt{\hat v}$, take steps of similar size everywhere. SGD is the most sensitive to
+$\alpha$; Adam's default $\alpha = 10^{-3}$ works on all four surfaces, but slowly.
+Advice: start with Adam, and tune $\alpha$ first."""),
+    ]
+
+
 EXERCISES = {
     "A-multiple-choice": exercise_a,
     "B-short-answers": exercise_b,
     "C-long-answers": exercise_c,
     "D1-adam-rosenbrock": exercise_d1,
+    "E-playground": exercise_e,
 }
 
 
