@@ -6,12 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BUILD_FLAGS := --all --warningiserror --nitpick --keep-going
 
-.PHONY: book test setup vendor browser lab clean
+.PHONY: book test setup vendor browser data lab clean
 
 book: setup
 	$(BIN)/jupyter-book build . $(BUILD_FLAGS)
 
-test: setup browser
+test: setup browser data
 	$(BIN)/python -m pytest
 
 setup: $(VENV)/.installed vendor
@@ -43,6 +43,11 @@ _vendor/.installed: package.json package-lock.json
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Offline MNIST-format data for exercise D2 (Debian's Fashion-MNIST; see optbook.idx).
+data:
+	@test -d /usr/share/datasets/fashion-mnist || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
 
 lab: setup
 	$(BIN)/jupyter lab

@@ -13,7 +13,10 @@ Modules follow the order in which the chapter teaches them:
 ``optbook.widgets``       sliders that also work in the static site
 ``optbook.models``        small models with hand-written gradients (the comparison problem)
 ``optbook.torch_loops``   small PyTorch models and a scheduled training loop (8.6 warm-up)
+``optbook.train``         Create: the training pipeline — AdamW, warm-up → cosine, clipping,
+                          LR scaling, checkpoints, DDP (python -m optbook.train)
 ``optbook.data``          small generated data sets (no downloads)
+``optbook.idx``           MNIST-format (IDX) files that load offline (exercise D2)
 ``optbook.device``        where PyTorch runs: CUDA when present, else the CPU
 ``optbook.pages``         plumbing for the pages (glue)
 ``optbook.grade``         the instructors' grader (python -m optbook.grade)
