@@ -22,9 +22,13 @@ EWA_PAGE = "chapters/02-exponentially-weighted-averages.html"
 def toc_pages() -> list[str]:
     """Every page listed in _toc.yml, as its path in the built site."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [entry["file"] for entry in part["chapters"]]
+
+    def walk(entries):  # chapters and their sections (the exercises' solution pages)
+        for entry in entries:
+            yield entry["file"]
+            yield from walk(entry.get("sections", []))
+
+    files = [toc["root"]] + [f for part in toc.get("parts", []) for f in walk(part["chapters"])]
     return [f"{f}.html" for f in files]
 
 
@@ -120,3 +124,21 @@ def test_ewa_slider_changes_the_figure_without_a_kernel(site, context, opened_as
     page.wait_for_timeout(200)
     assert box.locator(".widget-readout").inner_text() == "0.99"
     assert not log.blocked and not log.errors
+
+
+def test_solutions_in_the_book_are_folded(site):
+    """The exercise pages with solutions: every model answer starts folded away (prose in
+    a <details> block, code behind Jupyter Book's hide-input toggle)."""
+    import nbformat
+
+    pages = [p for p in toc_pages() if p.startswith("solutions/")]
+    assert len(pages) >= 6
+    for path in pages:
+        nb = nbformat.read(ROOT / path.replace(".html", ".ipynb"), as_version=4)
+        answers = [c for c in nb.cells if c.metadata.get("optbook", {}).get("role") == "answer"]
+        prose = sum(c.cell_type == "markdown" for c in answers)
+        code = len(answers) - prose
+        html = (HTML / path).read_text(encoding="utf-8")
+        assert html.count("<summary>Show the model answer</summary>") == prose, path
+        assert html.count("tag_hide-input") >= code, path
+        assert "Write your answer here" not in html, path

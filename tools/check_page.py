@@ -47,8 +47,23 @@ def stub(text: str) -> str:
 
 
 def toc_files() -> list[str]:
+    """Every page of the table of contents, sections included, in order."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+    def walk(entries):
+        for entry in entries:
+            yield entry["file"]
+            yield from walk(entry.get("sections", []))
+
+    return [toc["root"]] + [f for part in toc["parts"] for f in walk(part["chapters"])]
+
+
+def source_of(doc: str) -> Path:
+    """The page's source file: a MyST notebook (.md) or a stored notebook (.ipynb)."""
+    for suffix in (".md", ".ipynb"):
+        if (ROOT / f"{doc}{suffix}").exists():
+            return ROOT / f"{doc}{suffix}"
+    raise SystemExit(f"{doc} is in _toc.yml but has no .md or .ipynb file")
 
 
 def build(page: Path, where: Path) -> Path:
@@ -57,10 +72,13 @@ def build(page: Path, where: Path) -> Path:
     for name in ("_ext", "_vendor"):
         (where / name).symlink_to(ROOT / name)
     for doc in toc_files():
-        src = ROOT / f"{doc}.md"
-        dst = where / f"{doc}.md"
+        src = source_of(doc)
+        dst = where / src.relative_to(ROOT)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_text(src.read_text() if src.resolve() == page.resolve() else stub(src.read_text()))
+        if src.suffix == ".ipynb":  # stored notebooks (the solutions) are never executed
+            shutil.copy(src, dst)
+        else:
+            dst.write_text(src.read_text() if src.resolve() == page.resolve() else stub(src.read_text()))
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(where), "--all", "--warningiserror", "--nitpick", "--keep-going"]
     result = subprocess.run(cmd, capture_output=True, text=True)

@@ -1403,10 +1403,14 @@ def _notebook(exercise_id: str, cells: list[Cell], *, solution: bool):
             meta["id"] = c.id
             if c.prose:
                 meta["kind"] = "prose"
+                if solution:  # a dropdown in JupyterLab and in the book alike
+                    source = _dropdown(source)
             tags = ["answer"]
         elif c.role == "test":
             meta.update(id=c.id, points=c.points, visible=True)
             tags = ["test"]
+        if solution and c.kind == "code" and c.role in ("answer", "test"):
+            tags.append("hide-input")  # the book shows the code behind a toggle
         if c.kind == "markdown":
             cell = nbformat.v4.new_markdown_cell(source)
         else:
@@ -1416,6 +1420,13 @@ def _notebook(exercise_id: str, cells: list[Cell], *, solution: bool):
         nb.cells.append(cell)
     nbformat.validate(nb)
     return nb
+
+
+def _dropdown(answer: str) -> str:
+    """A prose model answer folded into an HTML ``<details>`` block, which Markdown
+    renders in JupyterLab and in the book alike: the reader decides when to look."""
+    head, _, body = answer.partition("\n\n")
+    return f"{head}\n\n<details>\n<summary>Show the model answer</summary>\n\n{body}\n\n</details>"
 
 
 def write(exercise_id: str) -> None:
