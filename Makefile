@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BUILD_FLAGS := --all --warningiserror --nitpick --keep-going
 
-.PHONY: book test setup vendor browser data lab clean
+.PHONY: book test setup vendor browser data lab playground clean
 
 book: setup
 	$(BIN)/jupyter-book build . $(BUILD_FLAGS)
@@ -51,6 +51,12 @@ data:
 
 lab: setup
 	$(BIN)/jupyter lab
+
+# The Optimizer Playground (exercise E's reference app) on http://127.0.0.1:8501, offline.
+playground: setup
+	$(BIN)/streamlit run solutions/playground/app.py --server.headless true \
+	  --server.address 127.0.0.1 --server.port 8501 --browser.gatherUsageStats false \
+	  --client.toolbarMode viewer
 
 clean:
 	rm -rf _build _vendor node_modules

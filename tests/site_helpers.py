@@ -100,14 +100,21 @@ def slider_boxes(page):
 
 def move_every_slider(page) -> list[tuple[int, int, bool]]:
     """Move each slider of each frame-slider widget one notch (right, or left at the end)
-    and report ``(widget, slider, figure_changed)``; every slider is put back after."""
+    and report ``(widget, slider, figure_changed)``; every slider is put back after.
+
+    A widget's row-of-buttons and drop-down controls (``frame_slider(controls=...)``)
+    count as sliders too, numbered after its sliders: every other option of each is
+    chosen in turn (a click, or a selection in the list), and ``figure_changed`` is true
+    only if each of them shows a figure different from the starting one.
+    """
     results = []
     boxes = slider_boxes(page)
     for b in range(boxes.count()):
         box = boxes.nth(b)
         box.scroll_into_view_if_needed()
         figure = box.locator("img.widget-image").filter(visible=True)
-        for s in range(box.locator(".widget-slider").count()):
+        n_sliders = box.locator(".widget-slider").count()
+        for s in range(n_sliders):
             handle = box.locator(".noUi-handle").nth(s)
             at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
             before = figure.screenshot()
@@ -117,4 +124,34 @@ def move_every_slider(page) -> list[tuple[int, int, bool]]:
             results.append((b, s, figure.screenshot() != before))
             handle.press("ArrowRight" if at_end else "ArrowLeft")
             page.wait_for_timeout(100)
+        s = n_sliders
+        toggles = box.locator(".widget-toggle-buttons")
+        for k in range(toggles.count()):
+            buttons = toggles.nth(k).locator("button.widget-toggle-button")
+            classes = buttons.evaluate_all("els => els.map(e => e.className)")
+            start = next(i for i, c in enumerate(classes) if "mod-active" in c.split())
+            before, changed = figure.screenshot(), True
+            for i in range(buttons.count()):
+                if i != start:
+                    buttons.nth(i).click()
+                    page.wait_for_timeout(150)
+                    changed &= figure.screenshot() != before
+            buttons.nth(start).click()
+            page.wait_for_timeout(100)
+            results.append((b, s, changed))
+            s += 1
+        lists = box.locator(".widget-dropdown select")
+        for k in range(lists.count()):
+            select = lists.nth(k)
+            start = select.evaluate("e => e.selectedIndex")
+            before, changed = figure.screenshot(), True
+            for i in range(select.locator("option").count()):
+                if i != start:
+                    select.select_option(index=i)
+                    page.wait_for_timeout(150)
+                    changed &= figure.screenshot() != before
+            select.select_option(index=start)
+            page.wait_for_timeout(100)
+            results.append((b, s, changed))
+            s += 1
     return results

@@ -66,3 +66,49 @@ def test_named_values_are_labelled_by_name():
     s_surface, s_alpha, _ = box.children
     assert [o[0] for o in s_surface.options] == ["ravine", "rosenbrock"]
     assert [o[0] for o in s_alpha.options] == ["0.01", "0.1"]
+
+
+def test_named_axes_can_be_buttons_or_a_drop_down_linked_like_sliders():
+    box = frame_slider(_render, optimizer=["SGD", "Adam", "AdaGrad"], surface=["quadratic", "beale"],
+                       alpha=[0.01, 0.1], controls={"optimizer": "toggle", "surface": "dropdown"},
+                       labels={"alpha": "α"}, initial={"optimizer": "Adam"})
+    toggle, dropdown, slider, outer = box.children
+    assert isinstance(toggle, widgets.ToggleButtons) and isinstance(dropdown, widgets.Dropdown)
+    assert isinstance(slider, widgets.SelectionSlider) and slider.description == "α"
+    assert [o[0] for o in toggle.options] == ["SGD", "Adam", "AdaGrad"]
+    assert [o[0] for o in dropdown.options] == ["quadratic", "beale"]
+    assert toggle.index == 1 and outer.selected_index == 1
+    # every control is linked by its index to every stack at its depth
+    middle = list(outer.children)
+    inner = [stack for m in middle for stack in m.children]
+    links = {(id(l.source[0]), l.source[1], id(l.target[0]), l.target[1]) for l in _links(box)}
+    assert (id(toggle), "index", id(outer), "selected_index") in links
+    assert all((id(dropdown), "index", id(m), "selected_index") in links for m in middle)
+    assert all((id(slider), "index", id(s), "selected_index") in links for s in inner)
+    assert len(links) == 1 + len(middle) + len(inner)
+    # the frame under (optimizer, surface, alpha) = (AdaGrad, beale, 0.01) is that combination's
+    frame = outer.children[2].children[1].children[0]
+    reference = _render(optimizer="AdaGrad", surface="beale", alpha=0.01)
+    from optbook.plotting import figure_png
+    assert frame.value == figure_png(reference, dpi=90)
+
+
+def test_render_may_return_png_bytes():
+    from optbook.plotting import figure_png
+
+    pngs = {v: figure_png(_render(beta=v), dpi=40) for v in (0.5, 0.9)}
+    box = frame_slider(lambda beta: pngs[beta], beta=[0.5, 0.9])
+    _, stack = box.children
+    assert [img.value for img in stack.children] == [pngs[0.5], pngs[0.9]]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"controls": {"beta": "knob"}}, ValueError, "unknown kind 'knob'"),
+    ({"controls": {"gamma": "toggle"}}, ValueError, "unknown slider"),
+    ({"render": lambda beta: b"GIF89a"}, ValueError, "not a PNG"),
+    ({"render": lambda beta: "figure"}, TypeError, "must return a matplotlib Figure"),
+])
+def test_bad_controls_and_frames_are_explained(kwargs, error, message):
+    render = kwargs.pop("render", _render)
+    with pytest.raises(error, match=message):
+        frame_slider(render, beta=[0.5, 0.9], **kwargs)

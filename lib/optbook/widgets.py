@@ -14,6 +14,10 @@ slider, each of its children is a stack indexed by the second slider, and so on;
 k-th slider is linked to every stack at depth k.  The cost is one frame per
 combination of values, so keep each slider to a handful of values.
 
+A choice among names (an optimizer, a surface) reads better as a row of buttons or a
+drop-down list than as a slider.  Those widgets have the same ``index`` property, so
+the same link drives them: ``controls={"optimizer": "toggle", "surface": "dropdown"}``.
+
 The same object works unchanged in JupyterLab, where the link runs in the front end too.
 """
 
@@ -34,6 +38,39 @@ def _label(value, fmt: str) -> str:
     return str(value)
 
 
+#: The kinds of control an axis can have, and the widget that draws each.
+CONTROLS = {"slider": widgets.SelectionSlider, "toggle": widgets.ToggleButtons,
+            "dropdown": widgets.Dropdown}
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _control(kind: str, options, index: int, description: str) -> widgets.Widget:
+    """The widget for one axis: every kind has an ``index`` that the stacks follow."""
+    common = dict(options=options, value=index, description=description,
+                  style={"description_width": "initial"})
+    if kind == "slider":
+        return widgets.SelectionSlider(continuous_update=True, layout=widgets.Layout(width="420px"),
+                                       **common)
+    if kind == "toggle":
+        common["style"]["button_width"] = "auto"
+        return widgets.ToggleButtons(**common)
+    return widgets.Dropdown(layout=widgets.Layout(width="280px"), **common)
+
+
+def _frame(render, values: dict, dpi: int) -> bytes:
+    """One frame's PNG: ``render`` returns a Figure (rendered here) or PNG bytes."""
+    frame = render(**values)
+    if isinstance(frame, (bytes, bytearray)):
+        if not bytes(frame).startswith(PNG_SIGNATURE):
+            raise ValueError(f"render({values}) returned bytes that are not a PNG image")
+        return bytes(frame)
+    if not hasattr(frame, "savefig"):
+        raise TypeError(f"render({values}) returned a {type(frame).__name__}; it must return "
+                        "a matplotlib Figure or the bytes of a PNG image")
+    return figure_png(frame, dpi=dpi)
+
+
 def _check_axes(axes: dict[str, Sequence]) -> dict[str, list]:
     if not axes:
         raise ValueError("frame_slider needs at least one slider: pass name=[values, ...]")
@@ -50,13 +87,16 @@ def _check_axes(axes: dict[str, Sequence]) -> dict[str, list]:
 
 def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None = None,
                  initial: dict[str, object] | None = None, fmt: str = "g", dpi: int = 90,
-                 **axes: Sequence) -> widgets.VBox:
+                 controls: dict[str, str] | None = None, **axes: Sequence) -> widgets.VBox:
     r"""Sliders over precomputed frames, linked in the browser.
 
     ``render(**values)`` must return a matplotlib ``Figure`` for one combination of
-    slider values; it is called once per combination, up front.  Each keyword in
-    ``axes`` names a slider and lists its values; ``labels`` gives the text shown beside
-    each slider (e.g. ``{"beta": "β"}``) and ``initial`` the starting values.
+    slider values (or the bytes of a PNG image it rendered itself); it is called once
+    per combination, up front.  Each keyword in ``axes`` names a slider and lists its
+    values; ``labels`` gives the text shown beside each slider (e.g. ``{"beta": "β"}``)
+    and ``initial`` the starting values.  ``controls`` turns an axis into another kind
+    of control (:data:`CONTROLS`): ``"toggle"`` for a row of buttons, ``"dropdown"`` for
+    a drop-down list; the default is ``"slider"``.
 
     >>> import matplotlib.pyplot as plt
     >>> def render(beta):
@@ -65,14 +105,25 @@ def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None
     >>> slider, stack = box.children
     >>> len(stack.children), slider.description
     (3, 'β')
+    >>> box = frame_slider(render, beta=[0.5, 0.9], controls={"beta": "toggle"})
+    >>> type(box.children[0]).__name__
+    'ToggleButtons'
     """
     axes = _check_axes(axes)
     labels = labels or {}
     initial = initial or {}
+    controls = controls or {}
     names = list(axes)
     unknown = set(initial) - set(names)
     if unknown:
         raise ValueError(f"initial value given for unknown slider(s): {sorted(unknown)}")
+    unknown = set(controls) - set(names)
+    if unknown:
+        raise ValueError(f"control kind given for unknown slider(s): {sorted(unknown)}")
+    for name, kind in controls.items():
+        if kind not in CONTROLS:
+            raise ValueError(f"control {name!r} has unknown kind {kind!r}; choose one of "
+                             f"{', '.join(map(repr, CONTROLS))}")
 
     sliders = []
     for name in names:
@@ -80,19 +131,12 @@ def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None
         start = initial.get(name, values[len(values) // 2])
         if start not in values:
             raise ValueError(f"initial {name}={start!r} is not one of the slider's values {values!r}")
-        sliders.append(
-            widgets.SelectionSlider(
-                options=[(_label(v, fmt), i) for i, v in enumerate(values)],
-                value=values.index(start),
-                description=labels.get(name, name),
-                continuous_update=True,
-                layout=widgets.Layout(width="420px"),
-                style={"description_width": "initial"},
-            )
-        )
+        sliders.append(_control(controls.get(name, "slider"),
+                                [(_label(v, fmt), i) for i, v in enumerate(values)],
+                                values.index(start), labels.get(name, name)))
 
     images = {
-        combo: widgets.Image(value=figure_png(render(**dict(zip(names, (axes[n][i] for n, i in zip(names, combo))))), dpi=dpi),
+        combo: widgets.Image(value=_frame(render, {n: axes[n][i] for n, i in zip(names, combo)}, dpi),
                              format="png", layout=widgets.Layout(max_width="100%"))
         for combo in itertools.product(*(range(len(axes[n])) for n in names))
     }

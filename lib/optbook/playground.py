@@ -1,0 +1,274 @@
+r"""The Optimizer Playground: six optimizers, four surfaces, one set of controls.
+
+The playground puts every method of the chapter (SGD, momentum, RMSprop, Adam, AdaGrad
+and AdamW) on the four classic two-dimensional test surfaces of
+:mod:`optbook.surfaces`: the round ``quadratic`` bowl, ``rosenbrock``'s curved valley,
+``rastrigin``'s ripples and ``beale``'s plateaus.  A reader picks an optimizer, a
+surface and the hyperparameters, and sees the path and the loss.
+
+**A fair start: one tuned α per optimizer and surface.**  The methods do not share a
+scale for :math:`\alpha`.  Plain SGD moves by :math:`\alpha g`, so on Rosenbrock, whose
+walls have gradients in the hundreds, it needs :math:`\alpha \approx 10^{-3}`; Adam
+moves each coordinate by about :math:`\alpha` whatever the gradient, so at the same
+:math:`\alpha` it would hardly move.  Comparing them at one :math:`\alpha` compares the
+choice of :math:`\alpha`, not the methods.  So the playground starts each method at its
+own tuned value: :func:`tuned_lr` runs it for a fixed number of steps at every
+:math:`\alpha` of a grid spaced by a factor of about 3 (:data:`LR_GRID`) and keeps the
+one with the lowest final loss among the runs that did not diverge.  That is how a
+practitioner tunes, and it has the practitioner's weakness: on a rugged surface such
+as Rastrigin the "best" :math:`\alpha` is the one that happened to land in a lower
+ripple, which is luck more than merit.
+
+>>> from optbook.surfaces import quadratic
+>>> tuned_lr("SGD", quadratic, steps=50)
+0.3
+
+This module holds what the book's playground page (``chapters/playground.md``) and the
+reference app for exercise E (``solutions/playground/``) share: the names, which
+hyperparameters each optimizer takes, the tuned :math:`\alpha`, the loss panel with one
+curve per optimizer, and the two-panel frame the page shows.
+"""
+
+from __future__ import annotations
+
+import io
+import numbers
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import LogFormatter, NullFormatter
+
+from .optimizers import OPTIMIZERS
+from .plotting import color_of, contour_figure
+from .surfaces import SURFACES, Surface, trajectory
+
+#: The optimizers in the order the controls list them (the four of exercise E first).
+OPTIMIZER_NAMES: tuple[str, ...] = ("SGD", "Momentum", "RMSprop", "Adam", "AdaGrad", "AdamW")
+#: The surfaces of exercise E, by their names in :data:`optbook.surfaces.SURFACES`.
+SURFACE_NAMES: tuple[str, ...] = ("quadratic", "rosenbrock", "rastrigin", "beale")
+#: Candidate learning rates for :func:`tuned_lr`: 1, 3, 10, ... × 10⁻⁴ up to 1.
+LR_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+#: The hyperparameters each optimizer takes, as keyword names (see
+#: :mod:`optbook.notation`): α ``lr``, β ``beta``, β₁ ``beta1``, β₂ ``beta2``,
+#: ε ``epsilon``, λ ``weight_decay``.  Momentum's ``nesterov`` switch is left out.
+HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
+    "SGD": ("lr",),
+    "Momentum": ("lr", "beta"),
+    "RMSprop": ("lr", "beta", "epsilon"),
+    "Adam": ("lr", "beta1", "beta2", "epsilon"),
+    "AdaGrad": ("lr", "epsilon"),
+    "AdamW": ("lr", "beta1", "beta2", "epsilon", "weight_decay"),
+}
+
+
+def _surface(surface) -> Surface:
+    if isinstance(surface, Surface):
+        return surface
+    if surface not in SURFACES:
+        raise ValueError(f"Unknown surface {surface!r}; choose one of {', '.join(SURFACES)}")
+    return SURFACES[surface]
+
+
+def _optimizer(name: str, hyperparams: Mapping):
+    """``OPTIMIZERS[name](**hyperparams)``, with errors that name the problem."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    extra = sorted(set(hyperparams) - set(HYPERPARAMETERS[name]))
+    if extra:
+        raise ValueError(f"{name} takes no {', '.join(extra)} (its hyperparameters are "
+                         f"{', '.join(HYPERPARAMETERS[name])})")
+    return OPTIMIZERS[name](**hyperparams)
+
+
+def tuned_lr(optimizer_name: str, surface, *, steps: int = 200, start=None,
+             grid=LR_GRID, **hyperparams) -> float:
+    r"""The :math:`\alpha` of ``grid`` whose run of ``steps`` updates from ``start``
+    (default: the surface's ``default_start``) ends at the lowest loss without
+    diverging; ties go to the smaller :math:`\alpha`.  ``hyperparams`` (e.g.
+    ``beta=0.9``) are held fixed.  Raises ``ValueError`` if every run diverges.
+    """
+    surface = _surface(surface)
+    if "lr" in hyperparams:
+        raise ValueError("tuned_lr chooses lr itself; do not pass it")
+    grid = [float(lr) for lr in grid]
+    if not grid:
+        raise ValueError("tuned_lr needs a non-empty grid of learning rates")
+    finals = {}
+    for lr in grid:
+        path = trajectory(_optimizer(optimizer_name, {"lr": lr, **hyperparams}), surface,
+                          start=start, steps=steps)
+        if path.diverged_at is None:
+            finals[lr] = float(path.losses[-1])
+    if not finals:
+        raise ValueError(f"{optimizer_name} diverges on {surface.name} at every lr of {grid}")
+    return min(finals, key=lambda lr: (finals[lr], lr))
+
+
+def runs(surface, settings: Mapping[str, Mapping], *, steps: int = 200, start=None) -> dict:
+    r"""One :class:`~optbook.surfaces.Trajectory` per optimizer: ``settings`` maps an
+    optimizer's name to its hyperparameters (``{"Adam": {"lr": 0.1, "beta1": 0.9}}``)."""
+    surface = _surface(surface)
+    return {name: trajectory(_optimizer(name, hp), surface, start=start, steps=steps)
+            for name, hp in settings.items()}
+
+
+# ---------------------------------------------------------------------------- figures
+def draw_loss_curves(ax, surface, curves: Mapping, *, selected: str | None = None,
+                     floor: float = 1e-12, title: str | None = None) -> None:
+    r"""The excess loss :math:`J(\theta_t) - J_{\min}` of each curve against the step,
+    on a log scale, raised to ``floor`` so that an exact zero can be drawn.
+
+    ``curves`` maps an optimizer's name to its losses (an array, or a
+    :class:`~optbook.surfaces.Trajectory`).  A run that diverged (a Trajectory with
+    ``diverged_at``, or an array that turns non-finite) ends in a cross at its last
+    finite point and is labelled so.  The ``selected`` optimizer is
+    drawn thick and the others thin, so the one under study stands out among them.
+    """
+    surface = _surface(surface)
+    f_min = surface.f_min or 0.0
+    starts, low = [], np.inf
+    for i, (name, curve) in enumerate(curves.items()):
+        values = np.asarray(getattr(curve, "losses", curve), dtype=float)
+        finite = np.isfinite(values)
+        n = int(np.argmin(finite)) if not finite.all() else len(values)
+        diverged = n < len(values) or getattr(curve, "diverged_at", None) is not None
+        shown = np.maximum(values[:n] - f_min, floor)
+        if n:
+            starts.append(shown[0])
+            low = min(low, shown.min())
+        thick = selected is None or name == selected
+        color = color_of(name, i)
+        ax.plot(np.arange(n), shown, color=color, lw=2.6 if thick else 1.2,
+                zorder=3 if name == selected else 2,
+                label=name + (" (diverged)" if diverged else ""))
+        if diverged and n:
+            ax.plot(n - 1, shown[-1], "x", ms=8, mew=2, color=color, zorder=4)
+    if starts:  # cut a blow-up at 30 × the start, so that it does not flatten the rest
+        ax.set_ylim(max(floor, low / 3), 30 * max(starts))
+    ax.set_yscale("log")
+    # plain-text tick labels ("1e-06"): as fast to draw as any text, unlike mathtext
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=True))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(r"$J(\theta_t) - J_{\min}$ (log scale)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+
+
+class PlaygroundCanvas:
+    r"""A two-panel playground frame whose contours are drawn only once.
+
+    Left: the ``selected`` optimizer's path on the contours of ``surface`` (a dot every
+    20 steps, a square at the end); right: the loss curves of every run, the selected
+    one thick (:func:`draw_loss_curves`).  A page that shows a hundred frames of one
+    surface would spend most of its time redrawing the same contours and laying out
+    the same tick labels; this figure keeps them, and :meth:`png` redraws only what
+    changed.  The layout is fixed, so every frame has the same size in pixels.
+
+    >>> from optbook.surfaces import quadratic
+    >>> canvas = PlaygroundCanvas(quadratic)
+    >>> png = canvas.png(runs(quadratic, {"SGD": {"lr": 0.1}}, steps=20), "SGD")
+    >>> png[:4], canvas.close()
+    (b'\x89PNG', None)
+    """
+
+    def __init__(self, surface, *, levels: int = 20, figsize=(10.0, 3.9), dpi: int = 72):
+        self.surface = _surface(surface)
+        self.fig, (self.ax_path, self.ax_loss) = plt.subplots(
+            1, 2, figsize=figsize, dpi=dpi, gridspec_kw={"width_ratios": [1.0, 1.15]})
+        contour_figure(self.surface, None, ax=self.ax_path, levels=levels)
+        self.ax_path.grid(False)  # the contours are grid enough
+        self.fig.subplots_adjust(left=0.07, right=0.985, bottom=0.13, top=0.91, wspace=0.3)
+        self._drawn = []
+
+    def draw(self, trajectories: Mapping, selected: str, *, title: str | None = None,
+             loss_title: str | None = None):
+        """Draw one frame (replacing the last) and return the figure."""
+        if selected not in trajectories:
+            raise ValueError(f"selected={selected!r} is not one of the trajectories "
+                             f"({', '.join(trajectories)})")
+        for artist in self._drawn:
+            artist.remove()
+        ax = self.ax_path
+        path = trajectories[selected]
+        points = np.asarray(getattr(path, "points", path), dtype=float)
+        finite = points[np.isfinite(points).all(axis=1)]  # rows after a divergence are nan
+        diverged = getattr(path, "diverged_at", None) is not None or len(finite) < len(points)
+        points = finite
+        color = color_of(selected)
+        # the whole path: the axes stay on the window and clip what leaves it
+        self._drawn = [
+            *ax.plot(points[:, 0], points[:, 1], "-", color=color, lw=1.8, marker="o",
+                     ms=3, markevery=20, label=selected, zorder=3),
+            *ax.plot(*points[0], "o", color="k", ms=5, zorder=4),
+            *ax.plot(*points[-1], "s", ms=6, color=color, mec="k", zorder=5),
+        ]
+        (x0, x1), (y0, y1) = self.surface.window
+        x, y = points[-1]
+        note = ("diverged" if diverged else None if x0 <= x <= x1 and y0 <= y <= y1 else "ends outside the window")
+        if note:
+            self._drawn.append(ax.text(0.02, 0.02, note, transform=ax.transAxes, fontsize=9,
+                                       color="#b91c1c"))
+        ax.set_title(title or f"{selected} on {self.surface.name}", fontsize=10)
+        self.ax_loss.clear()
+        draw_loss_curves(self.ax_loss, self.surface, trajectories, selected=selected,
+                         title=loss_title)
+        return self.fig
+
+    def png(self, trajectories: Mapping, selected: str, *, title: str | None = None,
+            loss_title: str | None = None, colors: int = 32) -> bytes:
+        """One frame as PNG bytes with an adaptive palette of ``colors`` colours (a
+        third of the size of a full-colour PNG), e.g. for
+        :func:`optbook.widgets.frame_slider`."""
+        from PIL import Image
+
+        _check_colors(colors)
+        self.draw(trajectories, selected, title=title, loss_title=loss_title)
+        self.fig.canvas.draw()
+        image = Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba())).convert("RGB")
+        return _palette_png(image, colors)
+
+    def close(self) -> None:
+        plt.close(self.fig)
+
+
+def playground_figure(surface, trajectories: Mapping, selected: str, *,
+                      title: str | None = None, loss_title: str | None = None,
+                      levels: int = 20, figsize=(10.0, 3.9)):
+    """One playground frame as a new matplotlib Figure (see :class:`PlaygroundCanvas`)."""
+    canvas = PlaygroundCanvas(surface, levels=levels, figsize=figsize)
+    return canvas.draw(trajectories, selected, title=title, loss_title=loss_title)
+
+
+def _check_colors(colors) -> None:
+    if not (isinstance(colors, numbers.Integral) and 2 <= colors <= 256):
+        raise ValueError(f"Invalid colors: {colors!r} (must be an integer from 2 to 256)")
+
+
+def _palette_png(image, colors: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    # octree keeps the few pixels of a thin line's colour that median cut merges away
+    image.quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(out, format="PNG",
+                                                                         compress_level=9)
+    return out.getvalue()
+
+
+def compact_png(fig, dpi: int = 72, colors: int = 32) -> bytes:
+    """Render ``fig`` to a PNG with an adaptive palette of ``colors`` colours and close
+    it: about a third the size of :func:`optbook.plotting.figure_png`'s full-colour
+    PNG, which matters when a page carries a hundred precomputed frames."""
+    from PIL import Image
+
+    _check_colors(colors)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    buf.seek(0)
+    return _palette_png(Image.open(buf).convert("RGB"), colors)
