@@ -15,6 +15,9 @@ Modules follow the order in which the chapter teaches them:
 ``optbook.torch_loops``   small PyTorch models and a scheduled training loop (8.6 warm-up)
 ``optbook.train``         Create: the training pipeline — AdamW, warm-up → cosine, clipping,
                           LR scaling, checkpoints, DDP (python -m optbook.train)
+``optbook.ranking``       the search-ranking case study: click data, DCN, NDCG@10
+``optbook.fraud``         the opening's fraud story: transactions, ROC AUC, time to target
+``optbook.playground``    what the playground app and page share
 ``optbook.data``          small generated data sets (no downloads)
 ``optbook.idx``           MNIST-format (IDX) files that load offline (exercise D2)
 ``optbook.device``        where PyTorch runs: CUDA when present, else the CPU
