@@ -622,6 +622,20 @@ def _advice(config: TrainConfig, lr: float, amp_dtype) -> str:
 # --------------------------------------------------------------------------------------
 
 
+
+def _tensor_batches(dataset, order: list[int], batch_size: int, drop_last: bool):
+    """Mini-batches of a ``TensorDataset`` in the given order, as a ``DataLoader`` with
+    the default collate function yields them (a list with one tensor per field)."""
+    import torch
+
+    for first in range(0, len(order), batch_size):
+        index = order[first:first + batch_size]
+        if drop_last and len(index) < batch_size:
+            return
+        index = torch.as_tensor(index, dtype=torch.long)
+        yield [tensor[index] for tensor in dataset.tensors]
+
+
 def fit(model, dataset, loss_fn: Callable, config: TrainConfig | None = None, *,
         eval_fn: Callable | None = None, device=None,
         callbacks: Sequence[Callable] | None = None) -> TrainResult:
@@ -671,7 +685,7 @@ def fit(model, dataset, loss_fn: Callable, config: TrainConfig | None = None, *,
 
 
 def _fit(model, dataset, n, loss_fn, config, eval_fn, ctx: _Dist, callbacks) -> TrainResult:
-    from torch.utils.data import DataLoader, DistributedSampler
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
     start_time = time.perf_counter()
     world, rank, device = ctx.world_size, ctx.rank, ctx.device
@@ -762,9 +776,14 @@ def _fit(model, dataset, n, loss_fn, config, eval_fn, ctx: _Dist, callbacks) -> 
         order = list(sampler)[s["batch_in_epoch"] * local_B:]
         # Seeds worker processes only; a fixed generator keeps the global RNG untouched.
         loader_generator.manual_seed(config.seed + s["epoch"])
-        loader = DataLoader(dataset, batch_size=local_B, sampler=order,
-                            drop_last=config.drop_last, num_workers=config.num_workers,
-                            generator=loader_generator, pin_memory=device.type == "cuda")
+        if isinstance(dataset, TensorDataset) and config.num_workers == 0:
+            # The same batches a DataLoader would collate, gathered with one indexing
+            # operation per tensor instead of one __getitem__ call per example.
+            loader = _tensor_batches(dataset, order, local_B, config.drop_last)
+        else:
+            loader = DataLoader(dataset, batch_size=local_B, sampler=order,
+                                drop_last=config.drop_last, num_workers=config.num_workers,
+                                generator=loader_generator, pin_memory=device.type == "cuda")
         for batch in loader:
             step, epoch = s["step"], s["epoch"]
             lr = schedule(step)
