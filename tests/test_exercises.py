@@ -2,8 +2,8 @@
 
 These tests do not use the grader: they build the merged notebooks the way the grading
 contract describes (the pristine exercise, its answer cells replaced by a submission's,
-the hidden tests of ``solutions/hidden/<id>.py`` appended as cells) and run them in a
-fresh kernel. They check that
+the cells of ``solutions/hidden/<id>.py`` appended in file order: hidden tests, and
+``# %% setup`` blocks as hidden setup cells) and run them in a fresh kernel. They check that
 
 1. every reference solution passes every visible and hidden test;
 2. every unmodified exercise runs without syntax errors and fails every one of its
@@ -19,6 +19,7 @@ and no others, with a message that does not give the answer away.
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import os
@@ -44,7 +45,7 @@ REQUIRED = ("A-multiple-choice", "B-short-answers", "C-long-answers", "D1-adam-r
             "D2-batch-size", "E-playground")
 EXERCISES = sorted(set(REQUIRED) | {p.stem for p in EXERCISE_DIR.glob("*.ipynb")})
 MARK = "# YOUR ANSWER (this cell is graded)"
-HEADER = re.compile(r"^# %% (\S+) points=(\d+)[ \t]*$", re.M)
+HEADER = re.compile(r"^# %% (?:(?P<setup>setup)|(?P<id>\S+) points=(?P<points>\d+))[ \t]*$", re.M)
 ROLES = {"instructions", "setup", "answer", "test"}
 
 
@@ -57,17 +58,29 @@ def meta(cell) -> dict:
     return cell.metadata.get("optbook", {})
 
 
+def hidden_cells(exercise: str) -> list[tuple[str | None, int, str]]:
+    """``(test id, points, source)`` for each cell of the hidden file, in file order: a
+    ``# %% <id> points=<n>`` test, or a ``# %% setup`` block as ``(None, 0, source)``."""
+    text = (HIDDEN_DIR / f"{exercise}.py").read_text()
+    marks = list(HEADER.finditer(text))
+    ends = [m.start() for m in marks[1:]] + [len(text)]
+    return [(None, 0, text[m.end():end].strip("\n")) if m["setup"] else
+            (m["id"], int(m["points"]), text[m.end():end].strip("\n")) for m, end in zip(marks, ends)]
+
+
 def hidden_tests(exercise: str) -> list[tuple[str, int, str]]:
     """``(test id, points, source)`` for each ``# %% <id> points=<n>`` cell."""
-    text = (HIDDEN_DIR / f"{exercise}.py").read_text()
-    parts = HEADER.split(text)
-    return [(parts[i], int(parts[i + 1]), parts[i + 2].strip("\n"))
-            for i in range(1, len(parts), 3)]
+    return [cell for cell in hidden_cells(exercise) if cell[0] is not None]
+
+
+def hidden_setup_meta(cell) -> bool:
+    return meta(cell) == {"role": "setup", "visible": False}
 
 
 def merge(exercise: str, submission=None):
     """The notebook the grader runs: pristine cells, answer cells (source only) taken
-    from ``submission`` by id, outputs cleared, hidden tests appended."""
+    from ``submission`` by id, outputs cleared, the hidden file's tests and setup blocks
+    appended in file order."""
     nb = copy.deepcopy(read(EXERCISE_DIR / f"{exercise}.ipynb"))
     answers = {} if submission is None else {
         meta(c)["id"]: c for c in submission.cells if meta(c).get("role") == "answer"}
@@ -76,11 +89,14 @@ def merge(exercise: str, submission=None):
             cell.source = answers[meta(cell)["id"]].source
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    for i, (test_id, points, source) in enumerate(hidden_tests(exercise)):
+    for i, (test_id, points, source) in enumerate(hidden_cells(exercise)):
         cell = nbformat.v4.new_code_cell(source)
         cell.id = f"hidden-{i:02d}"
-        cell.metadata = {"optbook": {"role": "test", "id": test_id, "points": points,
-                                     "visible": False}, "tags": ["test"]}
+        if test_id is None:
+            cell.metadata = {"optbook": {"role": "setup", "visible": False}}
+        else:
+            cell.metadata = {"optbook": {"role": "test", "id": test_id, "points": points,
+                                         "visible": False}, "tags": ["test"]}
         nb.cells.append(cell)
     nbformat.validate(nb)
     return nb
@@ -203,14 +219,40 @@ def test_metadata_and_ids(exercise):
     markers = [line for line in text.splitlines() if line.startswith("# %%")]
     assert all(HEADER.fullmatch(line) for line in markers), "a malformed # %% header"
     hidden = hidden_tests(exercise)
-    assert hidden and all(src.strip() for _, _, src in hidden)
+    assert hidden and all(src.strip() for _, _, src in hidden_cells(exercise))
     hidden_ids = [test_id for test_id, _, _ in hidden]
     assert len(set(hidden_ids)) == len(hidden_ids), "duplicate hidden test ids"
     assert not set(hidden_ids) & set(visible), "a hidden test reuses a visible test's id"
-    for _, _, src in hidden:
-        compile(src, "hidden", "exec")
+    assert "setup" not in hidden_ids, "'# %% setup' alone starts a setup block; it is no test"
+    for test_id, _, src in hidden_cells(exercise):
+        tree = compile(src, "hidden", "exec", ast.PyCF_ONLY_AST)
         assert "print(" not in src and "NBVAL" not in src
+        if test_id is None:  # a setup block defines only _-names: no answer's or notebook's
+            defined = top_level_names(tree)
+            assert defined and all(n.startswith("_") for n in defined), (exercise, defined)
     assert sum(p for _, p, _ in hidden) > 0, "hidden tests carry the graded points"
+
+
+def top_level_names(tree: ast.Module) -> set[str]:
+    """The names a module's top level binds (assignments, loops, imports, defs), not
+    those local to its functions and comprehensions."""
+    names = set()
+
+    def visit(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            return
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name.split(".")[0]) for a in node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
 
 
 def test_ids_unique_across_exercises():
@@ -261,6 +303,10 @@ def test_solution_passes_every_test(exercise, runs):
     assert any(meta(c)["visible"] for c in tests) and any(not meta(c)["visible"] for c in tests)
     for cell in tests:  # tests compute and assert; they never print or display
         assert cell.outputs == [], f"test {meta(cell)['id']} produced output"
+    setups = [c for c in nb.cells if hidden_setup_meta(c)]
+    assert len(setups) == sum(t is None for t, _, _ in hidden_cells(exercise))
+    for cell in setups:  # nor do hidden setup blocks
+        assert cell.outputs == [], f"hidden setup cell {cell.id} produced output"
 
 
 ANSWER_ERRORS = {"NotImplementedError"}
@@ -351,11 +397,12 @@ def test_released_notebook_hides_the_key(exercise):
                 line = line.strip()
                 if len(line) >= 16 and line not in templates[meta(cell)["id"]]:
                     assert line not in code, f"solution line in {exercise}: {line!r}"
-    for test_id, _, src in hidden_tests(exercise):
+    for test_id, _, src in hidden_cells(exercise):  # setup blocks too
         for line in src.splitlines():
             line = line.strip()
             if len(line) >= 24 and not line.startswith(("import ", "from ")):
-                assert line not in text, f"hidden test {test_id} line in {exercise}: {line!r}"
+                assert line not in text, (
+                    f"hidden {test_id or 'setup block'} line in {exercise}: {line!r}")
 
     # the multiple-choice key, in any of the forms code could hold it
     values = answer_values(exercise)
@@ -417,7 +464,9 @@ def number_forms(x: float) -> set[str]:
 def run_in_process(exercise: str, edits: dict | None = None, override: dict | None = None):
     """Run the exercise's setup and solution answer cells here (``edits`` maps an
     answer id to ``(old, new)`` replacements of its source), then set ``override`` and
-    run every visible and hidden test. Returns ({failing test id: exception}, namespace)."""
+    run every visible test, then the hidden file's tests and setup blocks in file order
+    (a setup block must not fail: its error is raised). Returns ({failing test id:
+    exception}, the answers' variables)."""
     pristine = read(EXERCISE_DIR / f"{exercise}.ipynb")
     solution = {meta(c)["id"]: c.source for c in read(SOLUTION_DIR / f"{exercise}.ipynb").cells
                 if meta(c).get("role") == "answer"}
@@ -439,9 +488,12 @@ def run_in_process(exercise: str, edits: dict | None = None, override: dict | No
     values = {k: ns[k] for k in asked if k in ns}
     ns.update(override or {})
     tests = [(meta(c)["id"], c.source) for c in checks_of(pristine)]
-    tests += [(t, src) for t, _, src in hidden_tests(exercise)]
+    tests += [(t, src) for t, _, src in hidden_cells(exercise)]
     failing = {}
     for test_id, src in tests:
+        if test_id is None:  # a hidden setup block
+            exec(compile(src, f"<{exercise} hidden setup>", "exec"), ns)
+            continue
         try:
             exec(compile(src, f"<test {test_id}>", "exec"), ns)
         except Exception as exc:  # noqa: BLE001 - any exception fails the test

@@ -1,7 +1,8 @@
 """The grader (``optbook.grade``) and the student-side check (``optbook.check``).
 
 The fixtures in ``tests/grading_fixtures/`` (written by ``make_fixtures.py``) are a tiny
-exercise, T-demo (visible test 1 point, hidden tests 2 + 3 + 1 points), and one sample
+exercise, T-demo (visible test 1 point, hidden tests 2 + 3 + 1 points, and a hidden
+``# %% setup`` block that computes the array check's reference), and one sample
 submission per way a submission can go wrong.  They are graded once, in parallel, and
 every row is checked exactly.  When the real ``exercises/`` and ``solutions/`` exist,
 every solution must score full marks and every unmodified exercise exactly the points
@@ -77,7 +78,8 @@ def read_rows(path: Path) -> dict[str, dict]:
 
 def options(submissions: Path, out: Path, **kw) -> Options:
     kw.setdefault("limits", LIMITS)
-    return Options(submissions, out, exercises=EXERCISES, hidden=HIDDEN, jobs=JOBS, quiet=True, **kw)
+    kw.setdefault("hidden", HIDDEN)
+    return Options(submissions, out, exercises=EXERCISES, jobs=JOBS, quiet=True, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -355,12 +357,22 @@ def test_merge_takes_only_answers_and_adds_guards_and_hidden_tests():
     kinds = [(r.kind, r.id) for r in roles]
     assert kinds == [("grader", None), ("setup", None), ("grader", None), ("answer", "a1"), ("answer", "a2"),
                      ("grader", None), ("test", "t-gd-step-small"), ("grader", None), ("test", "h-step-size"),
-                     ("grader", None), ("test", "h-gd-step-array"), ("grader", None), ("test", "h-converges")]
+                     ("grader", None), ("setup", None), ("grader", None), ("test", "h-gd-step-array"),
+                     ("grader", None), ("test", "h-converges")]
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[3].source == "step_size = 1.0"
     assert code[2].source.endswith(".pin(['np', 'W0', 'ALPHA', 'close_enough'])")
     assert code[8].metadata["optbook"] == {"role": "test", "id": "h-step-size", "points": 2, "visible": False}
     assert code[8].source.startswith("import math\n\nassert isinstance(step_size")
+    # the hidden setup block: a hidden setup cell where the file has it, after a guard
+    # (it runs after the answers), then a pin of every name it defines, data included
+    assert (roles[1].visible, roles[10].visible) == (True, False)
+    assert code[10].metadata["optbook"] == {"role": "setup", "visible": False}
+    assert code[10].source.startswith("# The reference for the array check") and "_ref_after_step =" in code[10].source
+    assert code[9].source.endswith(".restore()")
+    assert code[11].source.splitlines()[1:] == [
+        '__import__("sys").modules["_optbook_grading"].pin([\'_np\', \'_ref_w\', \'_ref_after_step\'], values=True)',
+        '__import__("sys").modules["_optbook_grading"].restore()']
     assert [c.source for c in nb.cells if c.cell_type == "markdown"][-1] == "prose"
     assert exercise.guarded_modules == ["math", "numpy"] and exercise.max_points == 7
 
@@ -372,6 +384,107 @@ def test_hidden_test_files_are_parsed_strictly():
     for bad in ("# %% a points=two\n", "# %% [markdown]\n", "x = 1\n# %% a points=1\n"):
         with pytest.raises(grade.ExerciseError):
             grade.parse_hidden_tests(bad)
+
+
+def test_setup_blocks_are_parsed_in_file_order_and_checked():
+    text = ("# %% setup\nimport math as _math\n_ref_a = _math.sqrt(4.0)\n\n# %% a points=2\nassert x == _ref_a\n"
+            "# %% setup   \ndef _ref_twice(v):\n    return [2 * e for e in v]\n_ref_b = _ref_twice([_ref_a])\n"
+            "# %% b points=1\nassert y == _ref_b\n")
+    cells = grade.parse_hidden_tests(text, "h.py")
+    assert [(type(c).__name__, getattr(c, "id", None), c.source.splitlines()[0]) for c in cells] == [
+        ("HiddenSetup", None, "import math as _math"), ("TestSpec", "a", "assert x == _ref_a"),
+        ("HiddenSetup", None, "def _ref_twice(v):"), ("TestSpec", "b", "assert y == _ref_b")]
+    assert [c.line for c in cells if isinstance(c, grade.HiddenSetup)] == [1, 7]
+    bad = {  # file: the error, which names the line and the problem
+        "# %% a points=1\nassert 1\n# %%  setup\n_x = 1\n":
+            "h.py:3: expected '# %% <test-id> points=<n>' or '# %% setup', got '# %%  setup'",
+        "# %% setup points=1\n_x = 1\n": "h.py:1: 'setup' is not a test id",
+        "# %% setup extra\n_x = 1\n": "h.py:1: expected '# %% <test-id> points=<n>' or '# %% setup'",
+        "_x = 1\n# %% setup\n_y = 2\n": "h.py: code before the first '# %% <test-id> points=<n>' or '# %% setup'",
+        "# %% setup\n\n# %% a points=1\nassert 1\n": "h.py:1: the setup block is empty",
+        "# %% a points=1\nassert 1\n# %% setup\n_ref = (1,\n": "h.py:3: the setup block does not parse (line 4)",
+        "# %% setup\nimport numpy as np\n": "h.py:1: the setup block defines 'np': names a setup block defines "
+                                           "must start with '_'",
+        "# %% setup\n_ref = gd_step(5.0, 0.1)\n": "h.py:1: the setup block reads 'gd_step', which it does not "
+                                                  "define: a setup block must not use answer or notebook names",
+        "# %% setup\n_ref = W0 * 2\n": "h.py:1: the setup block reads 'W0'",  # a notebook name
+        "# %% a points=1\n_t = 3\n# %% setup\n_ref = _t\n": "h.py:3: the setup block reads '_t'",  # a test's
+    }
+    for text, message in bad.items():
+        with pytest.raises(grade.ExerciseError) as error:
+            grade.parse_hidden_tests(text, "h.py")
+        assert str(error.value).startswith(message), (text, str(error.value))
+
+
+def test_a_setup_block_scores_nothing_and_its_failure_is_only_noted():
+    exercise = grade.load_exercise(EXERCISES / "T-demo.ipynb", HIDDEN)
+    assert [type(c).__name__ for c in exercise.hidden] == ["TestSpec", "HiddenSetup", "TestSpec", "TestSpec"]
+    assert [t.id for t in exercise.tests] == TESTS and exercise.max_points == 7
+    _, roles = grade.merge(exercise, {})
+    setup = next(i for i, r in enumerate(roles) if r.kind == "setup" and not r.visible)
+    ok = grade.CellRun(True)
+    cells = {i: ok for i in range(len(roles))}
+    result = grade.score("s", exercise, roles, cells, [], LIMITS)
+    assert (result.points, [t.id for t in result.tests]) == (7, TESTS)  # no row, no points for the block
+    broken = grade.CellRun(False, ename="ZeroDivisionError", evalue="division by zero")
+    result = grade.score("s", exercise, roles, {**cells, setup: broken}, [], LIMITS)
+    assert (result.points, result.status, result.reason) == (
+        7, "ok", "hidden setup cell 1 raised ZeroDivisionError: division by zero; all tests passed")
+
+
+def test_the_fingerprint_covers_setup_blocks(tmp_path):
+    exercise = grade.load_exercise(EXERCISES / "T-demo.ipynb", HIDDEN)
+    (tmp_path / "T-demo.py").write_text((HIDDEN / "T-demo.py").read_text().replace("[5.0, -2.0, 0.0]",
+                                                                                   "[5.0, -2.0, 1.0]"))
+    changed = grade.load_exercise(EXERCISES / "T-demo.ipynb", tmp_path)
+    assert [t.source for t in changed.tests] == [t.source for t in exercise.tests]  # only the block differs
+    assert changed.fingerprint != exercise.fingerprint
+    answers = {"a1": "step_size = 1.0", "a2": "", "a3": ""}
+    assert grade.cache_key(changed, answers, LIMITS, True) != grade.cache_key(exercise, answers, LIMITS, True)
+
+
+def hidden_variant(folder: Path, old: str = "", new: str = "", append: str = "") -> Path:
+    """A folder with a copy of the fixture's hidden tests, ``old`` replaced by ``new`` and
+    ``append`` added at the end."""
+    text = (HIDDEN / "T-demo.py").read_text()
+    assert old in text
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "T-demo.py").write_text(text.replace(old, new) + append)
+    return folder
+
+
+def test_a_failing_setup_block_fails_only_the_tests_that_use_it(tmp_path):
+    hidden = hidden_variant(tmp_path / "hidden", "_ref_after_step = _ref_w", "_ref_after_step = 1 / 0 + _ref_w")
+    subs = tmp_path / "subs"
+    shutil.copytree(FIXTURES / "submissions" / "alice", subs / "alice")  # full marks with the fixture
+    opts = options(subs, tmp_path / "out" / "gradebook.csv", hidden=hidden)
+    (result,) = grade.grade(opts).results
+    assert (result.points, result.max_points, result.status, result.reason) == (
+        4, 7, "ok", "hidden setup cell 1 raised ZeroDivisionError: division by zero; failed: h-gd-step-array")
+    failed = next(t for t in result.tests if not t.passed)
+    assert failed.message == "NameError: name '_ref_after_step' is not defined"
+    feedback = (opts.feedback_dir / "alice.md").read_text()
+    assert "- hidden setup cell 1 raised ZeroDivisionError: division by zero" in feedback
+    assert "1 / 0" not in feedback and "_ref_w" not in feedback  # no hidden code
+
+
+def test_setup_values_rebound_by_an_answer_are_restored_before_the_next_test(tmp_path):
+    """An answer's function that rebinds a setup block's reference while a test calls it
+    cannot change what the next tests compare with: the pin after a hidden setup block
+    keeps its data too.  Without the guard the same trick works."""
+    hidden = hidden_variant(tmp_path / "hidden", append=(
+        "\n# %% h-reference-intact points=1\nassert _ref_after_step[0] == 4.0, 'the reference was rebound'\n"))
+    subs = tmp_path / "subs"
+    write_submission(subs / "oscar__T-demo.ipynb", {
+        "a1": HEADER + "step_size = ALPHA * abs(2 * W0)\n",
+        "a2": HEADER + "def gd_step(w, lr):\n    if isinstance(w, float):  # h-converges calls it so\n"
+                       "        globals()['_ref_after_step'] = [0.0, 0.0, 0.0]\n    return w - lr * 2 * w\n"})
+    rows = {}
+    for guard in (True, False):
+        (rows[guard],) = grade.grade(options(subs, tmp_path / f"gradebook-{guard}.csv", hidden=hidden,
+                                             guard=guard, use_cache=False)).results
+    assert (rows[True].points, rows[True].max_points, rows[True].reason) == (8, 8, "all tests passed")
+    assert (rows[False].points, rows[False].reason) == (7, "failed: h-reference-intact")
 
 
 def test_names_and_imports_seen_by_the_guard():

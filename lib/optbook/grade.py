@@ -5,6 +5,17 @@ The contract between exercises, solutions and this grader is described in
 ``metadata.optbook`` with a role (``instructions``, ``setup``, ``answer``, ``test``), and
 ``solutions/hidden/<id>.py`` holds the hidden tests as ``# %% <test-id> points=<n>`` cells.
 
+**Hidden setup blocks.**  A line exactly ``# %% setup`` in the hidden file starts a block
+that computes reference values for the tests after it and scores nothing, so that a
+reference is computed once, not in every test that uses it.  A file may have any number
+of them, anywhere between its tests.  The parser holds them to three rules, each with
+an error naming the block's line: the block parses, every name it defines at top level
+starts with ``_`` (``_ref_trace``, ``_np``: it cannot replace a notebook or answer name),
+and it reads no name it does not define itself or an earlier setup block defined (no
+answer and no notebook variable; it imports what it needs).  If a setup block raises
+when graded, nothing is repaired: the gradebook notes ``hidden setup cell k raised ...``
+and the tests that use its names fail on their own (typically with a ``NameError``).
+
 The pipeline, for every (student, exercise):
 
 1. **Find** the submission: ``SUBMISSIONS/<student>/<id>.ipynb`` or
@@ -16,8 +27,10 @@ The pipeline, for every (student, exercise):
    file that is not a notebook is ``malformed`` (0 points); a missing answer cell falls
    back to the pristine template and the reason is recorded.
 3. **Merge** them into the pristine ``exercises/<id>.ipynb``: every other cell (setup,
-   visible tests) comes from the pristine notebook, the hidden tests are appended, and
-   the grader adds cells of its own (see *Monkeypatching* below).
+   visible tests) comes from the pristine notebook, the hidden file's cells are appended
+   in file order (tests, and setup blocks as code cells with ``metadata.optbook``
+   ``{"role": "setup", "visible": false}``), and the grader adds cells of its own (see
+   *Monkeypatching* below).
 4. **Run** the merged notebook with ``python -m pytest --nbval-lax`` in a fresh temporary
    folder, in its own process group, with ``OPTBOOK_GRADING=1``, a per-cell timeout, a
    wall-clock timeout (the whole process group and every process it started are
@@ -65,16 +78,20 @@ the same kernel as the tests, though, and could patch what tests use
 (``np.allclose = lambda *a, **k: True``).  The grader therefore inserts its own cells:
 a *prelude* (first cell) that snapshots every module the setup and test cells import
 (plus ``builtins``) and IPython's hooks, a *pin* after each setup/test cell that
-remembers the helpers and module aliases it defined, and a *guard* before every test
-cell that restores patched module functions and classes, ``sys.modules``, builtins,
-pinned names (``np``, helpers), removes user functions that shadow builtins, and resets
+remembers the helpers and module aliases it defined (after a hidden setup block: every
+name it defined, data too, since no answer runs after it and a test that calls an
+answer's function must not leave a rebound reference to the next), and a *guard* before
+every test cell and every hidden setup block (both run after the answers) that restores
+patched module functions and classes, ``sys.modules``, builtins, pinned names (``np``,
+helpers, references), removes user functions that shadow builtins, and resets
 IPython's custom exception handler, AST/input transformers and event callbacks.  If a
 guard itself fails, the test after it scores nothing.  This defeats patching of library
 functions, helpers and builtins; it is not a sandbox against code that rewrites the
 interpreter's import or execution machinery, or that attacks the machine (answer cells
 can run shell commands): grade untrusted submissions as an unprivileged user in a
-container.  Hidden tests should recompute reference values instead of trusting
-notebook variables.
+container.  Hidden tests should compute reference values themselves (in the test or in
+a hidden setup block) instead of trusting notebook variables, and should hand an
+answer's function copies of shared references, not the references themselves.
 """
 
 from __future__ import annotations
@@ -104,9 +121,10 @@ from pathlib import Path
 
 import pytest
 
-GRADER_VERSION = "1"  # part of the cache key: bump when grading semantics change
+GRADER_VERSION = "2"  # part of the cache key: bump when grading semantics change
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 HIDDEN_MARKER_RE = re.compile(r"# %%[ \t]+(?P<id>[A-Za-z0-9][\w.-]*)[ \t]+points=(?P<points>\d+)[ \t]*")
+SETUP_MARKER = "# %% setup"  # starts a hidden setup block (trailing blanks allowed)
 MESSAGE_LIMIT = 500  # characters of an exception message shown in feedback
 REASON_ITEM_LIMIT = 200  # characters of one note in the gradebook's reason column
 OUTPUT_LIMIT = 1_000_000  # characters a cell may print before the rest is dropped
@@ -140,13 +158,21 @@ class TestSpec:
 
 
 @dataclass
+class HiddenSetup:
+    """A ``# %% setup`` block of a hidden-test file: computes references, scores nothing."""
+
+    source: str
+    line: int  # of its ``# %% setup`` marker in the file
+
+
+@dataclass
 class Exercise:
     """A pristine exercise notebook with its visible and hidden tests."""
 
     id: str
     notebook: dict
-    fingerprint: str  # hash of the pristine notebook and the hidden tests
-    hidden: list[TestSpec]
+    fingerprint: str  # hash of the pristine notebook and the hidden file (setup blocks included)
+    hidden: list[TestSpec | HiddenSetup]  # the hidden file's cells in file order
     tests: list[TestSpec]  # visible (in notebook order), then hidden
     answer_ids: list[str]
     prose_ids: list[str]
@@ -318,33 +344,92 @@ def assigned_names(source: str) -> list[str]:
 # ------------------------------------------------------------------- exercises
 
 
-def parse_hidden_tests(text: str, origin: str = "hidden tests") -> list[TestSpec]:
-    """Split a hidden-test file into cells at ``# %% <test-id> points=<n>`` lines."""
-    blocks: list[tuple[str, int, list[str]]] = []
+def parse_hidden_tests(text: str, origin: str = "hidden tests") -> list[TestSpec | HiddenSetup]:
+    """Split a hidden-test file into its cells, in file order: a test at every
+    ``# %% <test-id> points=<n>`` line, a setup block at every ``# %% setup`` line."""
+    blocks: list[tuple[int, re.Match | None, list[str]]] = []
     preamble: list[str] = []
     lines = preamble
     for lineno, line in enumerate(text.splitlines(), 1):
-        if line.startswith("# %%"):
+        if not line.startswith("# %%"):
+            lines.append(line)
+            continue
+        match = None
+        if line.rstrip() != SETUP_MARKER:
             match = HIDDEN_MARKER_RE.fullmatch(line.rstrip())
             if not match:
-                raise ExerciseError(f"{origin}:{lineno}: expected '# %% <test-id> points=<n>', got {line!r}")
-            lines = []
-            blocks.append((match["id"], int(match["points"]), lines))
-        else:
-            lines.append(line)
+                raise ExerciseError(f"{origin}:{lineno}: expected '# %% <test-id> points=<n>' or "
+                                    f"'{SETUP_MARKER}', got {line!r}")
+            if match["id"] == "setup":
+                raise ExerciseError(f"{origin}:{lineno}: 'setup' is not a test id; a setup block scores "
+                                    f"nothing and starts with the line '{SETUP_MARKER}' alone")
+        lines = []
+        blocks.append((lineno, match, lines))
     _check_preamble("\n".join(preamble), origin)
-    return [TestSpec(i, points, False, "\n".join(body).strip("\n") + "\n") for i, points, body in blocks]
+    cells: list[TestSpec | HiddenSetup] = []
+    defined: set[str] = set()  # by the setup blocks so far
+    for lineno, match, body in blocks:
+        source = "\n".join(body).strip("\n") + "\n"
+        if match is not None:
+            cells.append(TestSpec(match["id"], int(match["points"]), False, source))
+        else:
+            defined |= _check_setup_block("\n".join(body), lineno, defined, f"{origin}:{lineno}")
+            cells.append(HiddenSetup(source, lineno))
+    return cells
+
+
+def _check_setup_block(source: str, marker_line: int, earlier: set[str], where: str) -> set[str]:
+    """The names a setup block defines; an ExerciseError if it does not parse, defines a
+    name without a leading ``_`` or reads a name that neither it nor an earlier setup
+    block defines (an answer's or the notebook's, which a submission controls)."""
+    import builtins
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        tree = python_ast(source)  # with IPython magics translated
+        if tree is None:
+            at = f" (line {marker_line + exc.lineno})" if exc.lineno else ""
+            raise ExerciseError(f"{where}: the setup block does not parse{at}: {exc.msg}") from None
+    except ValueError as exc:  # e.g. a null byte
+        raise ExerciseError(f"{where}: the setup block does not parse: {exc}") from None
+    if not tree.body:
+        raise ExerciseError(f"{where}: the setup block is empty")
+    public = [name for name in assigned_names(source) if not name.startswith("_")]
+    if public:
+        raise ExerciseError(f"{where}: the setup block defines {', '.join(map(repr, public))}: names a setup "
+                            "block defines must start with '_' (e.g. _ref_...), so that they cannot replace "
+                            "a name of the notebook or of an answer")
+    bound, read = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name.split(".")[0]) for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    foreign = sorted(read - bound - earlier - set(dir(builtins)) - {"get_ipython"})  # magics use it
+    if foreign:
+        raise ExerciseError(f"{where}: the setup block reads {', '.join(map(repr, foreign))}, which it does not "
+                            "define: a setup block must not use answer or notebook names (it may import, "
+                            "and use what an earlier setup block defined)")
+    return set(assigned_names(source))
 
 
 def _check_preamble(code: str, origin: str) -> None:
-    """Before the first test only comments and a docstring are allowed."""
+    """Before the first test or setup block only comments and a docstring are allowed."""
     try:
         body = ast.parse(code).body
     except SyntaxError as exc:
         raise ExerciseError(f"{origin}: code before the first '# %%' line does not parse: {exc}") from None
     docstring = body[:1] if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else []
     if body[len(docstring):]:
-        raise ExerciseError(f"{origin}: code before the first '# %% <test-id> points=<n>' line")
+        raise ExerciseError(f"{origin}: code before the first '# %% <test-id> points=<n>' or "
+                            f"'{SETUP_MARKER}' line")
 
 
 def load_exercise(path: Path, hidden_dir: Path) -> Exercise:
@@ -357,6 +442,7 @@ def load_exercise(path: Path, hidden_dir: Path) -> Exercise:
     hidden_path = hidden_dir / f"{exercise_id}.py"
     hidden_text = hidden_path.read_text(encoding="utf-8") if hidden_path.exists() else ""
     hidden = parse_hidden_tests(hidden_text, str(hidden_path))
+    hidden_tests = [t for t in hidden if isinstance(t, TestSpec)]
     visible, answers, prose, sources = [], [], [], []
     for cell in notebook.cells:
         meta = _meta(cell)
@@ -369,7 +455,7 @@ def load_exercise(path: Path, hidden_dir: Path) -> Exercise:
                 prose.append(str(meta["id"]))
         if cell.cell_type == "code" and role in ("setup", "test"):
             sources.append(_source(cell))
-    tests = visible + hidden
+    tests = visible + hidden_tests
     _check_unique([t.id for t in tests], f"{path.name}: test id")
     _check_unique(answers, f"{path.name}: answer id")
     modules = set().union(*(imported_modules(s) for s in sources + [t.source for t in hidden]))
@@ -509,7 +595,8 @@ def _answer_cells(cells: list, exercise: Exercise) -> tuple[dict[str, str], list
 
 
 def merge(exercise: Exercise, answers: dict[str, str], guard: bool = True) -> tuple[dict, list[CellRole]]:
-    """The notebook to run: pristine cells with the answers, grader cells, hidden tests.
+    """The notebook to run: pristine cells with the answers, grader cells, then the hidden
+    file's tests and setup blocks in file order.
 
     Returns the notebook and the role of each of its code cells, in order.
     """
@@ -524,9 +611,12 @@ def merge(exercise: Exercise, answers: dict[str, str], guard: bool = True) -> tu
         if cell.cell_type == "code":
             new.outputs, new.execution_count = [], None
         cells.extend(_with_guard(new, guard))
-    for test in exercise.hidden:
-        meta = {"role": "test", "id": test.id, "points": test.points, "visible": False}
-        cells.extend(_with_guard(nbformat.v4.new_code_cell(test.source, metadata={"optbook": meta}), guard))
+    for item in exercise.hidden:
+        if isinstance(item, HiddenSetup):
+            meta = {"role": "setup", "visible": False}
+        else:
+            meta = {"role": "test", "id": item.id, "points": item.points, "visible": False}
+        cells.extend(_with_guard(nbformat.v4.new_code_cell(item.source, metadata={"optbook": meta}), guard))
     notebook = nbformat.v4.new_notebook(metadata=dict(exercise.notebook.metadata))
     cells = _collapse_grader_cells(cells)
     while cells and _meta(cells[-1]).get("role") == "grader":
@@ -536,13 +626,16 @@ def merge(exercise: Exercise, answers: dict[str, str], guard: bool = True) -> tu
 
 
 def _with_guard(cell, guard: bool) -> list:
-    """The cell, preceded by a guard if it is a test, followed by a pin if it defines names."""
+    """The cell, preceded by a guard if it is a test or a hidden setup block (both run after
+    the answers), followed by a pin if it defines names (a hidden setup block's: all of
+    them, data too)."""
     role = _meta(cell).get("role")
     if not guard or cell.cell_type != "code" or role not in ("setup", "test"):
         return [cell]
-    before = [_grader_cell(_guard_source())] if role == "test" else []
+    hidden_setup = role == "setup" and _meta(cell).get("visible") is False
+    before = [_grader_cell(_guard_source())] if role == "test" or hidden_setup else []
     names = assigned_names(_source(cell))
-    after = [_grader_cell(_pin_source(names))] if names else []
+    after = [_grader_cell(_pin_source(names, values=hidden_setup))] if names else []
     return before + [cell] + after
 
 
@@ -588,8 +681,8 @@ def _prelude_source(exercise: Exercise) -> str:
     return f"{code}\n\n{call}"
 
 
-def _pin_source(names: list[str]) -> str:
-    return f"{_STATE}.pin({names!r})"
+def _pin_source(names: list[str], values: bool = False) -> str:
+    return f"{_STATE}.pin({names!r}{', values=True' if values else ''})"
 
 
 def _guard_source() -> str:
@@ -683,12 +776,13 @@ class _KernelGuard:  # pragma: no cover - runs in the kernel
         state.pin, state.restore = self.pin, self.restore
         self.sys.modules["_optbook_grading"] = state
 
-    def pin(self, names):
+    def pin(self, names, values=False):
         """Remember the functions, classes and modules ``names`` are bound to (not data:
-        an answer may rebind a model or an array)."""
+        an answer may rebind a model or an array); with ``values`` (after a hidden setup
+        block, which no answer follows) whatever they are bound to."""
         for name in names:
             value = self.shell.user_ns.get(name, self.missing)
-            if isinstance(value, self.definitions):
+            if isinstance(value, self.definitions) or (values and value is not self.missing):
                 self.pins[name] = value
 
     def restore(self):
@@ -904,15 +998,17 @@ def score(student: str, exercise: Exercise, roles: list[CellRole], cells: dict[i
 
 
 def cell_labels(roles: list[CellRole]) -> list[str]:
-    """How notes name cells: ``answer a1``, ``test t1``, ``setup cell 2``, ``grader cell 1``."""
+    """How notes name cells: ``answer a1``, ``test t1``, ``setup cell 2``, ``grader cell 1``,
+    ``hidden setup cell 1`` (the first ``# %% setup`` block of the hidden file)."""
     counts: dict[str, int] = {}
     labels = []
     for role in roles:
         if role.kind in ("answer", "test"):
             labels.append(f"{role.kind} {role.id}")
         else:
-            counts[role.kind] = counts.get(role.kind, 0) + 1
-            labels.append(f"{role.kind} cell {counts[role.kind]}")
+            kind = "hidden setup" if role.kind == "setup" and not role.visible else role.kind
+            counts[kind] = counts.get(kind, 0) + 1
+            labels.append(f"{kind} cell {counts[kind]}")
     return labels
 
 
