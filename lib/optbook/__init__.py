@@ -6,7 +6,8 @@ Modules follow the order in which the chapter teaches them:
 ``optbook.notation``      the book's one notation table (symbols ↔ code names)
 ``optbook.minibatch``     8.1 mini-batches, the batch-size experiments, LR scaling rules
 ``optbook.ewa``           8.2 exponentially weighted averages
-``optbook.optimizers``    8.3–8.5 SGD, momentum, RMSprop, AdaGrad, Adam, AdamW
+``optbook.optimizers``    8.3–8.5 SGD, momentum, RMSprop, AdaGrad, Adam, AdamW (readable
+                          steps; the classes run them in place, in chunks — see 09b)
 ``optbook.schedules``     8.6 learning-rate schedules
 ``optbook.surfaces``      2-D loss surfaces for figures and the playground
 ``optbook.plotting``      figure helpers shared by the chapter pages

@@ -25,6 +25,28 @@ updates already applied (``k = 0`` on the first call), for instance one from
 As in ``torch.optim`` and ``optax``, a class only checks its inputs and keeps state;
 the maths for one array is a small in-place function (:func:`adam_step`, ...) that you
 can call on its own, written with operators that mean the same for NumPy and torch.
+
+**Fast steps: the same arithmetic, without temporaries.**  Those functions are written
+to be read, and they pay for it: every ``(1 - beta1) * g`` or ``m / (1 - beta1**t)``
+creates a new array the size of the parameters, so an Adam step on :math:`10^7`
+parameters allocates (and page-faults in) several 40 MB temporaries and sweeps main
+memory a dozen times.  An optimizer step does almost no arithmetic per byte it moves
+(Adam reads :math:`\theta, g, m, v` and writes :math:`\theta, m, v`: 28 bytes per float32
+parameter for about a dozen flops), so its speed is set by memory traffic.  The classes
+therefore run each step function's operations *in the same order*, but as ufuncs with
+``out=`` into a scratch buffer that the optimizer owns and whose size is fixed
+(:data:`CHUNK_BYTES` per buffer), one cache-sized chunk of the flattened arrays at a
+time: a chunk is read from memory once, the dozen operations run on it while it sits in
+the CPU's cache, and it is written back once.  On NumPy arrays with many parameters the
+chunks are shared between :func:`get_num_threads` threads (NumPy releases the GIL inside
+a ufunc); on torch tensors the same operations run as torch's ``out=`` ops, which
+PyTorch parallelises itself.  Because the operations and their order are those of the
+readable functions, the classes' results are *bitwise identical* to them (the tests
+check it); arrays the fast path cannot take (0-d, non-contiguous, mixed dtypes or
+devices) and arrays too small to gain from it (under :data:`SMALL_ARRAY` numbers)
+simply use the readable function.  The page "How fast can an optimizer step be?"
+measures all of this against ``torch.optim``'s ``foreach`` and ``fused`` steps
+(``benchmarks/optimizer_step.py``).
 """
 
 from __future__ import annotations
@@ -32,12 +54,15 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import os
+import threading
 
 import numpy as np
 
 __all__ = ["GradientError", "Optimizer", "SGD", "MomentumSGD", "RMSprop", "AdaGrad",
            "Adam", "AdamW", "OPTIMIZERS", "sgd_step", "momentum_step", "rmsprop_step",
-           "adagrad_step", "adam_step", "adamw_step", "zeros_like"]
+           "adagrad_step", "adam_step", "adamw_step", "zeros_like", "CHUNK_BYTES",
+           "get_num_threads", "set_num_threads"]
 
 
 class GradientError(ValueError):
@@ -100,6 +125,254 @@ def zeros_like(x):
     return x.new_zeros(x.shape) if _is_torch(x) else np.zeros_like(x)
 
 
+# ------------------------------------------------------------------ the same maths, fast
+# Each kernel below is its step function above, operation for operation and in the same
+# order, rewritten with ``out=``: the first buffer argument is updated in place, and the
+# two scratch buffers ``s`` and ``r`` hold what the readable function would have put in
+# new arrays.  ``xp`` supplies the operations: NumPy's ufuncs, or torch's functions of
+# the same names (see _NUMPY_OPS / _torch_ops).  Same operations in the same order means
+# the same rounding, so the result is bitwise that of the readable function.
+
+#: Bytes per chunk (and per scratch buffer) on the NumPy path: 512 KiB, i.e. 131,072
+#: float32 numbers.  A chunk of θ, g, the state and the two scratch buffers (six arrays,
+#: 3 MB) then stays in the CPU's caches while all of a step's operations run over it.
+CHUNK_BYTES = 512 * 1024
+#: Bytes per chunk for torch tensors, by device type.  On a CPU, torch splits each
+#: operation over its own threads, so a chunk can be twice as large; on a GPU the cost
+#: to avoid is launching kernels (each operation on each chunk is one launch), so
+#: chunks are large there.
+TORCH_CHUNK_BYTES = {"cpu": 1024 * 1024, "cuda": 64 * 1024 * 1024}
+#: Arrays with fewer numbers than this take the readable step function even when the
+#: fast path could: their temporaries are small, and the fast path's bookkeeping
+#: (views, chunks, scratch) would cost more than the allocations it saves.
+SMALL_ARRAY = 4096
+#: A NumPy step is split between threads only if it covers at least this many chunks:
+#: waking a thread costs tens of microseconds, more than a small step takes.
+THREAD_MIN_CHUNKS = 4
+
+
+def _sgd_kernel(xp, c, theta, g, s, r):
+    (lr,) = c
+    xp.multiply(g, lr, out=s)                   # lr * g
+    xp.subtract(theta, s, out=theta)            # theta -= lr * g
+
+
+def _momentum_kernel(xp, c, theta, g, m, s, r):
+    lr, beta, nesterov = c
+    xp.multiply(m, beta, out=m)                 # m *= beta
+    xp.multiply(g, 1 - beta, out=s)             # (1 - beta) * g
+    xp.add(m, s, out=m)                         # m += (1 - beta) * g
+    if nesterov:
+        xp.multiply(m, beta, out=r)             # beta * m
+        xp.add(r, s, out=r)                     # beta * m + (1 - beta) * g
+        xp.multiply(r, lr, out=r)               # lr * (...)
+        xp.subtract(theta, r, out=theta)
+    else:
+        xp.multiply(m, lr, out=s)               # lr * m
+        xp.subtract(theta, s, out=theta)
+
+
+def _scaled_step(xp, theta, g, acc, s, r, lr, epsilon):
+    """theta -= lr * g / (acc**0.5 + epsilon): the last line of RMSprop and AdaGrad."""
+    xp.multiply(g, lr, out=s)                   # lr * g
+    xp.root(acc, out=r)                         # acc**0.5
+    xp.add(r, epsilon, out=r)                   # acc**0.5 + epsilon
+    xp.divide(s, r, out=s)
+    xp.subtract(theta, s, out=theta)
+
+
+def _rmsprop_kernel(xp, c, theta, g, v, s, r):
+    lr, beta, epsilon = c
+    xp.multiply(v, beta, out=v)                 # v *= beta
+    xp.multiply(g, 1 - beta, out=s)             # (1 - beta) * g
+    xp.multiply(s, g, out=s)                    # (1 - beta) * g * g
+    xp.add(v, s, out=v)                         # v += (1 - beta) * g * g
+    _scaled_step(xp, theta, g, v, s, r, lr, epsilon)
+
+
+def _adagrad_kernel(xp, c, theta, g, G, s, r):
+    lr, epsilon = c
+    xp.multiply(g, g, out=s)                    # g * g
+    xp.add(G, s, out=G)                         # G += g * g
+    _scaled_step(xp, theta, g, G, s, r, lr, epsilon)
+
+
+def _adam_kernel(xp, c, theta, g, m, v, s, r):
+    lr, beta1, beta2, epsilon, bias1, bias2 = c  # bias_i = 1 - beta_i**t
+    xp.multiply(m, beta1, out=m)                # m *= beta1
+    xp.multiply(g, 1 - beta1, out=s)            # (1 - beta1) * g
+    xp.add(m, s, out=m)                         # m += (1 - beta1) * g
+    xp.multiply(v, beta2, out=v)                # v *= beta2
+    xp.multiply(g, 1 - beta2, out=s)            # (1 - beta2) * g
+    xp.multiply(s, g, out=s)                    # (1 - beta2) * g * g
+    xp.add(v, s, out=v)                         # v += (1 - beta2) * g * g
+    xp.divide(m, bias1, out=s)                  # m_hat
+    xp.divide(v, bias2, out=r)                  # v_hat
+    xp.root(r, out=r)                           # v_hat**0.5
+    xp.add(r, epsilon, out=r)                   # v_hat**0.5 + epsilon
+    xp.multiply(s, lr, out=s)                   # lr * m_hat
+    xp.divide(s, r, out=s)                      # lr * m_hat / (v_hat**0.5 + epsilon)
+    xp.subtract(theta, s, out=theta)
+
+
+def _adamw_kernel(xp, c, theta, g, m, v, s, r):
+    xp.multiply(theta, c[0], out=theta)         # theta *= 1 - lr * weight_decay
+    _adam_kernel(xp, c[1:], theta, g, m, v, s, r)
+
+
+class _Ops:
+    """The five operations the kernels use, for one array library."""
+
+    def __init__(self, multiply, add, subtract, divide, root):
+        self.multiply, self.add, self.subtract, self.divide = multiply, add, subtract, divide
+        self.root = root  # x**0.5, computed the way the ``**`` operator computes it
+
+
+# NumPy's ``x**0.5`` is np.sqrt (the ``**`` operator special-cases the exponent 0.5).
+_NUMPY_OPS = _Ops(np.multiply, np.add, np.subtract, np.divide, np.sqrt)
+_TORCH_OPS = None
+
+
+def _torch_ops():
+    global _TORCH_OPS
+    if _TORCH_OPS is None:
+        import torch
+
+        _TORCH_OPS = _Ops(torch.mul, torch.add, torch.sub, torch.div,
+                          lambda x, out: torch.pow(x, 0.5, out=out))  # what x**0.5 calls
+    return _TORCH_OPS
+
+
+def _size(x) -> int:
+    return x.size if type(x) is np.ndarray else x.numel()
+
+
+def _flat_views(theta, g, buffers):
+    """1-d views of ``theta``, ``g`` and the state buffers for the fast path, or None
+    when it cannot take them: 0-d arrays, non-contiguous ones, mixed dtypes or devices,
+    overlapping ``theta`` and ``g``, or torch tensors while autograd is recording."""
+    arrays = (theta, g, *buffers)
+    if type(theta) is np.ndarray:
+        if (theta.ndim == 0 or not theta.flags.writeable or np.may_share_memory(theta, g)
+                or any(type(a) is not np.ndarray or a.dtype != theta.dtype
+                       or not a.flags.c_contiguous for a in arrays)):
+            return None
+        return [a.reshape(-1) for a in arrays]
+    import torch  # theta passed _check, so it is a torch tensor and torch is loaded
+
+    if (theta.dim() == 0 or theta.layout != torch.strided
+            or g.untyped_storage().data_ptr() == theta.untyped_storage().data_ptr()):
+        return None
+    for a in arrays:
+        if (not isinstance(a, torch.Tensor) or a.dtype != theta.dtype
+                or a.device != theta.device or a.layout != torch.strided
+                or not a.is_contiguous()
+                or (a.requires_grad and torch.is_grad_enabled())):
+            return None
+    return [a.view(-1) for a in arrays]
+
+
+def _run_range(kernel, xp, jobs, lo, hi, chunk, s, r):
+    """Run ``kernel`` on numbers ``lo`` to ``hi`` of the jobs' arrays laid end to end,
+    ``chunk`` numbers at a time (a job: 1-d views of θ, g, the state; the scalars)."""
+    start = 0
+    for views, c in jobs:
+        n = views[0].shape[0]
+        for a in range(max(lo - start, 0), min(hi - start, n), chunk):
+            b = min(a + chunk, hi - start, n)
+            arrays = views if b - a == n else [v[a:b] for v in views]
+            kernel(xp, c, *arrays, s[:b - a], r[:b - a])
+        start += n
+        if start >= hi:
+            break
+
+
+class _Shares:
+    """The chunks of one step, handed out one at a time to whichever thread asks next.
+    A thread that the operating system is slow to run (on a busy machine) just takes
+    fewer chunks, and the step waits only for the chunks taken."""
+
+    def __init__(self, jobs, chunk):
+        self.jobs, self.chunk = jobs, chunk
+        self.job, self.start, self.busy, self.error = 0, 0, 0, None  # the next chunk
+        self.cond = threading.Condition()
+
+    def _claim(self):
+        """(job, start, stop) of the next chunk, or None when all are taken."""
+        with self.cond:
+            while self.job < len(self.jobs) and self.error is None:
+                n = self.jobs[self.job][0][0].shape[0]
+                if self.start < n:
+                    a = self.start
+                    self.start = b = min(a + self.chunk, n)
+                    self.busy += 1
+                    return self.job, a, b
+                self.job, self.start = self.job + 1, 0
+            return None
+
+    def work(self, kernel, s, r):
+        while (claim := self._claim()) is not None:
+            j, a, b = claim
+            views, c = self.jobs[j]
+            try:
+                arrays = views if b - a == views[0].shape[0] else [v[a:b] for v in views]
+                kernel(_NUMPY_OPS, c, *arrays, s[:b - a], r[:b - a])
+            except BaseException as error:  # re-raised by wait(), in the calling thread
+                with self.cond:
+                    self.error = self.error or error
+            finally:
+                with self.cond:
+                    self.busy -= 1
+                    self.cond.notify_all()
+
+    def wait(self):
+        """Until no chunk is being worked on; then raise what a thread raised."""
+        with self.cond:
+            while self.busy:
+                self.cond.wait()
+        if self.error is not None:
+            raise self.error
+
+
+_threads = None                  # set by set_num_threads; None means the default
+_pool = None                     # (process id, workers, ThreadPoolExecutor)
+_pool_lock = threading.Lock()
+
+
+def get_num_threads() -> int:
+    """How many threads a large NumPy step is split between: what
+    :func:`set_num_threads` set, by default 2 (or 1 on a single-CPU machine)."""
+    if _threads is not None:
+        return _threads
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(2, cpus))
+
+
+def set_num_threads(n: int) -> None:
+    """Split large NumPy steps between ``n`` threads (1: no threads).  The result does
+    not depend on it: every number is computed by exactly the same operations."""
+    global _threads
+    if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1):
+        raise ValueError(f"Invalid number of threads: {n!r} (must be an integer >= 1)")
+    _threads = int(n)
+
+
+def _thread_pool(workers):
+    """A shared pool of at least ``workers`` threads (a new one after a fork)."""
+    global _pool
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid() or _pool[1] < workers:
+            if _pool is not None and _pool[0] == os.getpid():
+                _pool[2].shutdown(wait=False)  # too small: its idle threads may go
+            _pool = (os.getpid(), workers, ThreadPoolExecutor(workers, "optbook-step"))
+        return _pool[2]
+
+
 # ------------------------------------------------------------------------------ validation
 def _is_torch(x) -> bool:
     return type(x).__module__.split(".")[0] == "torch"
@@ -139,10 +412,21 @@ class Optimizer:
     against ``params``, lazily created per-key state and ``state_dict`` plumbing.
 
     A subclass passes its checked hyperparameters to ``__init__``, names its per-key
-    buffers in ``buffers`` and calls its step function in ``apply``.
+    buffers in ``buffers`` and calls its step function in ``apply``.  That is all a new
+    optimizer needs.  For speed it may also give a ``kernel`` (its step function
+    rewritten with ``out=``, see ``_adam_kernel``) and ``constants(state, lr)``, the
+    scalars the kernel takes for one key; :meth:`update` then runs the kernel chunk by
+    chunk through the optimizer's scratch buffers, and ``apply`` only where the kernel
+    cannot go.  (A subclass that overrides ``apply`` but not ``kernel`` gets ``apply``.)
     """
 
     buffers: tuple[str, ...] = ()  #: per-parameter state arrays, e.g. ("m", "v")
+    kernel = None  #: the fast version of ``apply``'s step function, or None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "kernel" in cls.__dict__:  # the kernel mirrors this class's apply
+            cls._kernel_mirrors = cls.apply
 
     def __init__(self, lr, **hyperparameters):
         self.lr = _check_lr(lr)
@@ -150,6 +434,7 @@ class Optimizer:
         self.__dict__.update(hyperparameters)
         self.t = 0  #: updates applied so far; the schedule is called as lr(t)
         self.state = {}  #: key -> that parameter's buffers, created on its first update
+        self._scratch = {}  # (library, dtype, device, thread) -> scratch buffer
 
     def current_lr(self) -> float:
         """The :math:`\\alpha` of the next update: ``lr``, or ``lr(k)`` with ``k = self.t``."""
@@ -167,17 +452,84 @@ class Optimizer:
     def apply(self, theta, g, state, lr) -> None:
         raise NotImplementedError
 
+    def constants(self, state, lr) -> tuple:
+        """The scalars ``kernel`` takes for one parameter (advancing its state, as
+        ``apply`` would)."""
+        raise NotImplementedError
+
     def update(self, params: dict, grads: dict) -> dict:
         """Update every array in ``params`` in place and return ``params``.  All checks
         come first, so a call that raises leaves ``params`` and the state unchanged."""
         self._check(params, grads)
         alpha = self.current_lr()
+        fast = self.kernel is not None and type(self).apply is type(self)._kernel_mirrors
+        jobs = []
         for key, theta in params.items():
             if key not in self.state:
                 self.state[key] = self.init_state(theta)
-            self.apply(theta, grads["d" + key], self.state[key], alpha)
+            g, state = grads["d" + key], self.state[key]
+            views = (_flat_views(theta, g, [state[n] for n in self.buffers])
+                     if fast and _size(theta) >= SMALL_ARRAY else None)
+            if views is None:
+                self.apply(theta, g, state, alpha)  # the readable step function
+            else:
+                jobs.append((views, self.constants(state, alpha)))
+        if jobs:
+            self._run_kernel(jobs)
         self.t += 1
         return params
+
+    def _scratch_pair(self, key, n, make):
+        """Two scratch buffers of ``n`` numbers, reused from step to step."""
+        buf = self._scratch.get(key)
+        if buf is None or buf.shape[0] < 2 * n:
+            buf = self._scratch[key] = make(2 * n)
+        return buf[:n], buf[n:2 * n]
+
+    def _run_kernel(self, jobs):
+        """Run ``kernel`` over every chunk of every job, a job being (1-d views of θ,
+        g and the state buffers, the scalars), grouped by library, dtype and device."""
+        groups = {}
+        for job in jobs:
+            theta = job[0][0]
+            lib = "numpy" if type(theta) is np.ndarray else "torch"
+            groups.setdefault((lib, theta.dtype, getattr(theta, "device", None)), []).append(job)
+        for (lib, dtype, device), group in groups.items():
+            if lib == "numpy":
+                self._run_numpy(group, dtype)
+            else:
+                self._run_torch(group, dtype, device)
+
+    def _run_numpy(self, jobs, dtype):
+        chunk = max(1, CHUNK_BYTES // dtype.itemsize)
+        total = sum(views[0].shape[0] for views, _ in jobs)
+        threads = get_num_threads() if total >= THREAD_MIN_CHUNKS * chunk else 1
+        size = min(chunk, max(views[0].shape[0] for views, _ in jobs))
+        scratch = [self._scratch_pair(("numpy", dtype, None, k), size,
+                                      lambda n: np.empty(n, dtype)) for k in range(threads)]
+        if threads == 1:
+            _run_range(self.kernel, _NUMPY_OPS, jobs, 0, total, chunk, *scratch[0])
+            return
+        shares = _Shares(jobs, chunk)
+        pool = _thread_pool(threads - 1)
+        for s, r in scratch[1:]:
+            try:
+                pool.submit(shares.work, self.kernel, s, r)
+            except RuntimeError:  # no thread to be had: this thread does more chunks
+                break
+        shares.work(self.kernel, *scratch[0])
+        shares.wait()
+
+    def _run_torch(self, jobs, dtype, device):
+        import torch
+
+        chunk_bytes = TORCH_CHUNK_BYTES.get(device.type, TORCH_CHUNK_BYTES["cuda"])
+        chunk = max(1, chunk_bytes // dtype.itemsize)
+        total = sum(views[0].shape[0] for views, _ in jobs)
+        size = min(chunk, max(views[0].shape[0] for views, _ in jobs))
+        s, r = self._scratch_pair(("torch", dtype, device, 0), size,
+                                  lambda n: torch.empty(n, dtype=dtype, device=device))
+        _run_range(self.kernel, _torch_ops(), jobs, 0, total, chunk, s, r)
 
     def _check(self, params, grads):
         for key, theta in params.items():
@@ -258,6 +610,11 @@ class SGD(Optimizer):
     def apply(self, theta, g, state, lr):
         sgd_step(theta, g, lr)
 
+    kernel = staticmethod(_sgd_kernel)
+
+    def constants(self, state, lr):
+        return (lr,)
+
 
 class MomentumSGD(Optimizer):
     r"""Gradient descent with momentum, in the chapter's averaged form.  Let
@@ -300,6 +657,11 @@ class MomentumSGD(Optimizer):
     def apply(self, theta, g, state, lr):
         momentum_step(theta, g, state["m"], lr, self.beta, self.nesterov)
 
+    kernel = staticmethod(_momentum_kernel)
+
+    def constants(self, state, lr):
+        return lr, self.beta, self.nesterov
+
 
 class RMSprop(Optimizer):
     r"""RMSprop: divide each coordinate's step by the root mean square of its recent
@@ -336,6 +698,11 @@ class RMSprop(Optimizer):
     def apply(self, theta, g, state, lr):
         rmsprop_step(theta, g, state["v"], lr, self.beta, self.epsilon)
 
+    kernel = staticmethod(_rmsprop_kernel)
+
+    def constants(self, state, lr):
+        return lr, self.beta, self.epsilon
+
 
 class AdaGrad(Optimizer):
     r"""AdaGrad: divide by the root of the *sum* of all squared gradients so far.  Let
@@ -368,6 +735,11 @@ class AdaGrad(Optimizer):
 
     def apply(self, theta, g, state, lr):
         adagrad_step(theta, g, state["G"], lr, self.epsilon)
+
+    kernel = staticmethod(_adagrad_kernel)
+
+    def constants(self, state, lr):
+        return lr, self.epsilon
 
 
 class Adam(Optimizer):
@@ -421,6 +793,13 @@ class Adam(Optimizer):
         adam_step(theta, g, state["m"], state["v"], state["t"], lr,
                   self.beta1, self.beta2, self.epsilon)
 
+    kernel = staticmethod(_adam_kernel)
+
+    def constants(self, state, lr):
+        state["t"] += 1
+        t = state["t"]
+        return lr, self.beta1, self.beta2, self.epsilon, 1 - self.beta1**t, 1 - self.beta2**t
+
 
 class AdamW(Adam):
     r"""Adam with decoupled weight decay.  Let :math:`\alpha` be ``lr`` and
@@ -457,6 +836,11 @@ class AdamW(Adam):
         state["t"] += 1
         adamw_step(theta, g, state["m"], state["v"], state["t"], lr,
                    self.beta1, self.beta2, self.epsilon, self.weight_decay)
+
+    kernel = staticmethod(_adamw_kernel)
+
+    def constants(self, state, lr):
+        return (1 - lr * self.weight_decay, *super().constants(state, lr))
 
 
 OPTIMIZERS = {"SGD": SGD, "Momentum": MomentumSGD, "RMSprop": RMSprop,

@@ -1,0 +1,386 @@
+"""The optimizers' fast path: the classes run the readable step functions' operations
+with ``out=`` through a fixed scratch buffer, chunk by chunk (and, on NumPy, on several
+threads).  Checked here: results bitwise equal to the readable functions; no per-step
+allocation that grows with the number of parameters; the benchmark script runs and
+writes the results file the page reads.  No timing is asserted anywhere."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from optbook import optimizers as ob
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARK = ROOT / "benchmarks" / "optimizer_step.py"
+RECORDED = ROOT / "benchmarks" / "results" / "cpu-2core.json"
+CASES = ["SGD", "Momentum", "Nesterov", "RMSprop", "AdaGrad", "Adam", "AdamW"]
+HP = {"SGD": dict(lr=0.03), "Momentum": dict(lr=0.03, beta=0.8),
+      "Nesterov": dict(lr=0.03, beta=0.8, nesterov=True),
+      "RMSprop": dict(lr=0.01, beta=0.95, epsilon=1e-7), "AdaGrad": dict(lr=0.1, epsilon=1e-7),
+      "Adam": dict(lr=0.01, beta1=0.8, beta2=0.99, epsilon=1e-7),
+      "AdamW": dict(lr=0.01, beta1=0.8, beta2=0.99, epsilon=1e-7, weight_decay=0.1)}
+
+
+def make(case):
+    return ob.OPTIMIZERS["Momentum" if case == "Nesterov" else case](**HP[case])
+
+
+def readable_update(case, params, grads, state, t, lr):
+    """The chapter's step functions, called directly: the reference for the classes."""
+    hp = HP[case]
+    for key, theta in params.items():
+        g = grads["d" + key]
+        st = state.setdefault(key, {"a": ob.zeros_like(theta), "b": ob.zeros_like(theta)})
+        if case == "SGD":
+            ob.sgd_step(theta, g, lr)
+        elif case in ("Momentum", "Nesterov"):
+            ob.momentum_step(theta, g, st["a"], lr, hp["beta"], case == "Nesterov")
+        elif case == "RMSprop":
+            ob.rmsprop_step(theta, g, st["a"], lr, hp["beta"], hp["epsilon"])
+        elif case == "AdaGrad":
+            ob.adagrad_step(theta, g, st["a"], lr, hp["epsilon"])
+        elif case == "Adam":
+            ob.adam_step(theta, g, st["a"], st["b"], t, lr, hp["beta1"], hp["beta2"], hp["epsilon"])
+        else:
+            ob.adamw_step(theta, g, st["a"], st["b"], t, lr, hp["beta1"], hp["beta2"],
+                          hp["epsilon"], hp["weight_decay"])
+
+
+def run_both(case, shapes, dtype, lib="numpy", steps=4, seed=0):
+    """The class and the readable functions side by side on the same random data."""
+    rng = np.random.default_rng(seed)
+    start = {f"p{i}": rng.standard_normal(s).astype(dtype) for i, s in enumerate(shapes)}
+    convert = (lambda a: torch.from_numpy(a)) if lib == "torch" else (lambda a: a)
+    fast = {k: convert(v.copy()) for k, v in start.items()}
+    slow = {k: convert(v.copy()) for k, v in start.items()}
+    opt, state = make(case), {}
+    for t in range(1, steps + 1):
+        # a scale per step, so that the moments see gradients of different sizes
+        grads = {"d" + k: convert((rng.standard_normal(v.shape) * 10.0 ** rng.uniform(-3, 1))
+                                  .astype(dtype)) for k, v in start.items()}
+        opt.update(fast, grads)
+        readable_update(case, slow, grads, state, t, HP[case]["lr"])
+    return opt, fast, slow, state
+
+
+def as_numpy(x):
+    return x.numpy() if isinstance(x, torch.Tensor) else x
+
+
+def assert_bitwise_equal(opt, fast, slow, state):
+    for key in fast:
+        assert_array_equal(as_numpy(fast[key]), as_numpy(slow[key]), strict=True)
+        for name, ref in zip(opt.buffers, ("a", "b")):
+            assert_array_equal(as_numpy(opt.state[key][name]), as_numpy(state[key][ref]),
+                               strict=True)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 1 Ki float32 numbers and no small-array exemption, so that arrays of
+    a few thousand numbers already take many chunks and are split between threads."""
+    monkeypatch.setattr(ob, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(ob, "TORCH_CHUNK_BYTES", {"cpu": 4096, "cuda": 4096})
+    monkeypatch.setattr(ob, "SMALL_ARRAY", 1)
+
+
+@pytest.fixture(params=[1, 2, 3], ids=lambda n: f"{n}-threads")
+def threads(request):
+    before = ob.get_num_threads()
+    ob.set_num_threads(request.param)
+    yield request.param
+    ob.set_num_threads(before)
+
+
+# ----------------------------------------------------------- fast path == readable formulas
+MIXED = [(37, 29), (1,), (4097,), (3, 5, 7), (2048,), (1000, 3)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_fast_numpy_path_is_bitwise_the_readable_step(case, dtype, small_chunks, threads):
+    opt, fast, slow, state = run_both(case, MIXED, dtype)
+    assert opt._scratch, "the fast path was not taken"
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_fast_torch_path_is_bitwise_the_readable_step(case, dtype, small_chunks):
+    """Same operations, same torch kernels: on the CPU the results are bitwise equal."""
+    opt, fast, slow, state = run_both(case, MIXED, dtype, lib="torch")
+    assert opt._scratch, "the fast path was not taken"
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
+@pytest.mark.parametrize("case", ["Adam", "RMSprop", "Nesterov"])
+def test_real_chunk_sizes_and_threads(case, threads):
+    """The library's own chunk sizes: 700,000 float32 numbers are 6 chunks, enough to
+    be split between threads; plus arrays below SMALL_ARRAY, which take the readable
+    step functions."""
+    opt, fast, slow, state = run_both(case, [(700, 1000), (ob.SMALL_ARRAY - 1,), (3,)],
+                                      np.float32, steps=3)
+    assert opt._scratch
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
+def test_arrays_the_fast_path_cannot_take_use_the_readable_step(small_chunks):
+    """0-d, non-contiguous, and a gradient of another dtype: results as before."""
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((300, 200))
+    cases = {"zero_d": (np.array(2.0), np.array(0.5)),
+             "transposed": (base.T.copy(order="C").T, rng.standard_normal((300, 200))),
+             "f64_grad": (rng.standard_normal(9000).astype(np.float32), rng.standard_normal(9000))}
+    for name, (theta, g) in cases.items():
+        opt, state = ob.Adam(lr=0.01), {}
+        fast, slow = {"w": theta.copy(order="K")}, {"w": theta.copy(order="K")}
+        assert fast["w"].flags.c_contiguous == theta.flags.c_contiguous
+        for t in (1, 2):
+            opt.update(fast, {"dw": g})
+            ob.adam_step(slow["w"], g, *state.setdefault("mv", (np.zeros_like(theta),
+                                                                np.zeros_like(theta))),
+                         t, 0.01, 0.9, 0.999, 1e-8)
+        assert_array_equal(fast["w"], slow["w"], strict=True)
+        assert not opt._scratch, name
+
+
+def test_torch_parameters_that_require_grad_take_the_fast_path():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(300, 200)
+    twin = torch.nn.Linear(300, 200)
+    twin.load_state_dict(model.state_dict())
+    opt, state = ob.AdamW(lr=0.01, weight_decay=0.1), {}
+    for t in (1, 2, 3):
+        grads = {n: torch.randn_like(p) for n, p in model.named_parameters()}
+        with torch.no_grad():
+            opt.update(dict(model.named_parameters()), {"d" + n: g for n, g in grads.items()})
+            for n, p in twin.named_parameters():
+                m, v = state.setdefault(n, (torch.zeros_like(p), torch.zeros_like(p)))
+                ob.adamw_step(p, grads[n], m, v, t, 0.01, 0.9, 0.999, 1e-8, 0.1)
+    assert ("torch", torch.float32, torch.device("cpu"), 0) in opt._scratch
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_subclass_that_overrides_apply_is_not_bypassed():
+    """A subclass may change apply (the readable step); the fast kernel, which mirrors
+    the parent's apply, must then stay out of its way."""
+    calls = []
+
+    class LoggedAdam(ob.Adam):
+        def apply(self, theta, g, state, lr):
+            calls.append(theta.size)
+            super().apply(theta, g, state, lr)
+
+    opt = LoggedAdam(lr=0.01)
+    opt.update({"w": np.ones(10_000)}, {"dw": np.ones(10_000)})
+    assert calls == [10_000] and not opt._scratch
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])
+def test_set_num_threads_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="Invalid number of threads"):
+        ob.set_num_threads(bad)
+
+
+# ------------------------------------------------------------- no allocation that grows
+def peak_allocation_of_one_step(opt, n):
+    """Peak bytes allocated (tracemalloc; NumPy reports its arrays to it) during one
+    update, after a first update has created the state and the scratch buffers."""
+    params, grads = {"w": np.ones(n, np.float32)}, {"dw": np.full(n, 0.5, np.float32)}
+    opt.update(params, grads)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        opt.update(params, grads)
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_step_allocates_no_more_for_ten_times_the_parameters(case, threads):
+    small, large = (peak_allocation_of_one_step(make(case), n) for n in (10**5, 10**6))
+    # One float32 temporary of 10^6 numbers would be 4 MB; a scratch chunk is 512 KiB.
+    # What a step allocates is bookkeeping (views, thread futures): a few KiB.
+    assert large < ob.CHUNK_BYTES // 8
+    assert large - small < 16 * 1024
+
+
+def test_the_readable_functions_do_allocate():
+    """The measurement above can fail: the readable Adam step makes full-size
+    temporaries (several MB at 10^6 numbers)."""
+    w, g = np.ones(10**6, np.float32), np.full(10**6, 0.5, np.float32)
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    tracemalloc.start()
+    try:
+        ob.adam_step(w, g, m, v, 1, 1e-3, 0.9, 0.999, 1e-8)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak > 2 * w.nbytes
+
+
+class AtenOps(TorchDispatchMode):
+    """Records every ATen operation run inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.add(func)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_torch_step_runs_only_in_place_out_and_view_ops(case):
+    """tracemalloc cannot see torch's allocator, so look at the operations instead:
+    every one writes into an existing tensor (``out=`` or in place) or makes a view."""
+    params = {"w": torch.ones(300_000), "b": torch.ones(5000)}
+    grads = {"dw": torch.full((300_000,), 0.5), "db": torch.full((5000,), 0.5)}
+    opt = make(case)
+    opt.update(params, grads)
+    with AtenOps() as seen:
+        opt.update(params, grads)
+    allocating = {str(f) for f in seen.ops if not (f._schema.is_mutable or f.is_view)}
+    assert not allocating
+    assert any(str(f).endswith(".out") for f in seen.ops)
+
+
+# ----------------------------------------------------------------- the benchmark script
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("optimizer_step", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+STEP_KEYS = {"optimizer", "n", "layout", "arrays", "implementation", "bytes_per_step",
+             "floor_ms", "fraction_of_floor", "median_ms", "samples_ms",
+             "identical_to_readable", "max_abs_diff_from_readable",
+             "max_rel_diff_from_readable"}
+
+
+def check_results(results, sizes):
+    implementations = set(load_benchmark().IMPLEMENTATIONS)
+    assert {"machine", "settings", "bytes_per_parameter", "bandwidth_GBps", "steps",
+            "ratios", "faults_and_allocations", "cuda", "slider_frame_ms"} <= set(results)
+    machine = results["machine"]
+    assert {"cpu_model", "cpus", "numpy", "torch", "date", "torch_threads",
+            "load_average_start", "load_average_end"} <= set(machine)
+    assert results["bytes_per_parameter"]["Adam"] == 28
+    assert results["bytes_per_parameter"]["Momentum"] == 20
+    assert results["settings"]["sizes"] == sizes
+    for n in sizes:
+        bw = results["bandwidth_GBps"][str(n)]
+        assert bw["ceiling"] == max(v for k, v in bw.items() if k != "ceiling") > 0
+    steps = results["steps"]
+    assert all(STEP_KEYS <= set(s) for s in steps)
+    for name in ("Adam", "AdamW", "RMSprop", "Momentum"):
+        for n in sizes:
+            for layout in ("flat", "mixed"):
+                impls = {s["implementation"]: s for s in steps
+                         if (s["optimizer"], s["n"], s["layout"]) == (name, n, layout)}
+                expected = set(implementations)
+                if name == "RMSprop":
+                    expected.discard("torch fused")  # torch has none
+                assert set(impls) == expected
+                # the benchmark's own agreement check: same operations, same bits...
+                for impl in ("numpy in place", "numpy chunked (32 Ki, 1 thread)",
+                             "optbook class, 1 thread", "optbook class"):
+                    assert impls[impl]["identical_to_readable"] is True, impl
+                    assert impls[impl]["max_abs_diff_from_readable"] == 0.0, impl
+                # ... and float32 rounding for other arithmetic (torch's float32 sqrt on
+                # the CPU is not always NumPy's, in the last bit): differences of a few
+                # units of float32 rounding, relative to the largest parameter
+                for impl in ("torch foreach", "torch fused", "chapter code (naive)",
+                             "optbook class, torch tensors"):
+                    if impl in impls:
+                        assert impls[impl]["max_rel_diff_from_readable"] < 1e-5, impl
+                assert all(s["median_ms"] > 0 and s["floor_ms"] > 0 for s in impls.values())
+    assert len(results["ratios"]) == 4 * 2 * len(sizes)
+    for n in sizes:
+        fa = results["faults_and_allocations"][str(n)]
+        assert fa["optbook class"]["peak_allocated_bytes_per_step"] < 64 * 1024
+        assert fa["numpy in place"]["peak_allocated_bytes_per_step"] < 64 * 1024
+        assert fa["chapter code (naive)"]["peak_allocated_bytes_per_step"] > 4 * n
+    assert {"trajectories", "figure", "png", "total"} <= set(results["slider_frame_ms"])
+
+
+def test_benchmark_quick_mode_writes_valid_results(tmp_path):
+    out = tmp_path / "quick.json"
+    sizes = [5000, 30000]
+    subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--repeats", "1", "--out",
+                    str(out), "--sizes", *map(str, sizes)], check=True, cwd=tmp_path,
+                   capture_output=True, text=True, timeout=600)
+    results = json.loads(out.read_text())
+    assert results["settings"]["quick"] is True
+    check_results(results, sizes)
+
+
+def test_gpu_part_of_the_benchmark_runs_on_any_device():
+    """The CUDA comparison is the same code on another device: run it on the CPU."""
+    bench = load_benchmark()
+    gpu = bench.gpu_benchmark(torch.device("cpu"), [5000], 1, sync=lambda: None)
+    assert gpu["copy_GBps"] > 0
+    assert {s["implementation"] for s in gpu["steps"]} == {
+        "optbook class, torch tensors", "torch foreach", "torch fused"}
+    assert {s["layout"] for s in gpu["steps"]} == {"flat", "mixed"}
+
+
+def test_recorded_results_file_is_there_for_the_page():
+    """The page glues its numbers from this file (the book build does not rerun the
+    benchmark): it must be a full run at 10^6 and 10^7 parameters."""
+    results = json.loads(RECORDED.read_text())
+    assert results["settings"]["quick"] is False
+    check_results(results, [1_000_000, 10_000_000])
+
+
+def test_error_in_a_worker_thread_reaches_the_caller(small_chunks):
+    """The step is split between threads; a failure in any of them must not be lost."""
+    import threading
+
+    main = threading.get_ident()
+
+    def failing_kernel(xp, c, theta, g, s, r):
+        if threading.get_ident() != main:
+            raise ArithmeticError("raised in a worker thread")
+        ob._sgd_kernel(xp, c, theta, g, s, r)
+
+    class FailingSGD(ob.SGD):
+        kernel = staticmethod(failing_kernel)
+
+    before = ob.get_num_threads()
+    ob.set_num_threads(2)
+    try:
+        opt = FailingSGD(lr=0.1)
+        with pytest.raises(ArithmeticError, match="worker thread"):
+            for _ in range(20):  # the worker may start late and take no chunk at first
+                opt.update({"w": np.ones(100_000, np.float32)},
+                           {"dw": np.ones(100_000, np.float32)})
+    finally:
+        ob.set_num_threads(before)
+
+
+def test_page_is_written_for_the_recorded_file():
+    """The book caches executed pages by their code, not by the files they read: the
+    page names the digest of the results file, so a new recording changes the page's
+    code (and re-executes it) instead of leaving stale numbers on it."""
+    page = (ROOT / "chapters" / "09b-how-fast-is-an-optimizer-step.md").read_text()
+    named = re.search(r'RESULTS_SHA256 = "([0-9a-f]{64})"', page).group(1)
+    assert named == hashlib.sha256(RECORDED.read_bytes()).hexdigest()
+    assert 'RESULTS_FILE = "cpu-2core.json"' in page
