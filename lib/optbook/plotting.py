@@ -45,6 +45,41 @@ def book_style() -> None:
     )
 
 
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _decade_label(value, _position=None) -> str:
+    """``10⁻³`` for a power of ten, nothing otherwise (plain text, no mathtext)."""
+    if not value > 0:
+        return ""
+    exponent = np.log10(value)
+    if abs(exponent - round(exponent)) > 1e-9:
+        return ""
+    return "10" + str(int(round(exponent))).translate(_SUPERSCRIPTS)
+
+
+def plain_log_axis(ax, axis: str = "y") -> None:
+    """Label a log axis 10⁻³, 10⁰, … with Unicode superscripts instead of matplotlib's
+    mathtext ``$10^{-3}$``: the same look, but laying out mathtext tick labels is most
+    of the time a slider frame takes (the figure is measured twice: tight layout, PNG)."""
+    from matplotlib.ticker import FuncFormatter
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+
+    def minor(value, _position=None):  # only where an axis has few decades to label
+        low, high = sorted(target.get_view_interval())
+        if not (value > 0 and low > 0 and high / low < 100):
+            return ""
+        exponent = int(np.floor(np.log10(value) + 1e-9))
+        mantissa = round(value / 10.0**exponent)
+        if high / low >= 10 and mantissa not in (2, 5):
+            return ""
+        return f"{mantissa}×10" + str(exponent).translate(_SUPERSCRIPTS)
+
+    target.set_major_formatter(FuncFormatter(_decade_label))
+    target.set_minor_formatter(FuncFormatter(minor))
+
+
 def figure_png(fig, dpi: int = 90) -> bytes:
     """Render ``fig`` to PNG bytes and close it (frames for sliders are made this way)."""
     buf = io.BytesIO()
@@ -164,6 +199,7 @@ def _finish_curves(fig, ax, *, logy, xlabel, ylabel, title):
     """Axis scale, labels, title and legend shared by the curve figures."""
     if logy:
         ax.set_yscale("log")
+        plain_log_axis(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
@@ -264,6 +300,7 @@ def paths_and_losses_figure(surface, paths: dict, *, title: str | None = None,
             if legend in ("both", panel):
                 ax.legend(fontsize=8, loc=legend_loc)
     ax_loss.set_yscale("log")
+    plain_log_axis(ax_loss)
     if start_loss > 0:
         bottom = None if min_loss_factor is None else max(low / 3, start_loss * min_loss_factor)
         top = None if max_loss_factor is None else start_loss * max_loss_factor
