@@ -461,6 +461,21 @@ def _as_1d(name: str, values, dtype=float) -> np.ndarray:
 _NO_RELEVANT = ("skip", "zero", "one")
 
 
+
+def _ranking_inputs(scores, name: str, values, query_ids, k):
+    """Check a ranking metric's arguments: ``k`` a positive integer, three 1-D arrays of
+    one length (``values`` is called ``name`` in the messages)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"Invalid k: {k!r} (must be an integer >= 1)")
+    s = _as_1d("scores", scores)
+    v = _as_1d(name, values)
+    q = _as_1d("query_ids", query_ids, dtype=None)
+    if not (len(s) == len(v) == len(q)):
+        raise ValueError(f"scores, {name} and query_ids must have the same length, "
+                         f"got {len(s)}, {len(v)} and {len(q)}")
+    return s, v, q
+
+
 def ndcg_per_query(scores, relevance, query_ids, k: int = 10, *, no_relevant: str = "skip"):
     r"""NDCG@k of every query: ``(query_ids, values)``, both sorted by query id.
 
@@ -489,14 +504,7 @@ def ndcg_per_query(scores, relevance, query_ids, k: int = 10, *, no_relevant: st
     """
     if no_relevant not in _NO_RELEVANT:
         raise ValueError(f"Invalid no_relevant: {no_relevant!r} (must be one of {_NO_RELEVANT})")
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"Invalid k: {k!r} (must be an integer >= 1)")
-    s = _as_1d("scores", scores)
-    rel = _as_1d("relevance", relevance)
-    q = _as_1d("query_ids", query_ids, dtype=None)
-    if not (len(s) == len(rel) == len(q)):
-        raise ValueError(f"scores, relevance and query_ids must have the same length, "
-                         f"got {len(s)}, {len(rel)} and {len(q)}")
+    s, rel, q = _ranking_inputs(scores, "relevance", relevance, query_ids, k)
     if len(s) == 0:
         raise ValueError("no items to rank (empty input)")
     if not np.all(np.isfinite(s)):
@@ -558,14 +566,7 @@ def expected_ctr_at_k(scores, click_probability, query_ids, k: int = 10) -> floa
     """Mean over queries of the hidden click probability of the top ``k`` items by score
     (ties broken by row order): the click-through rate the ranking would earn under the
     hidden click model, with no position bias."""
-    s = _as_1d("scores", scores)
-    p = _as_1d("click_probability", click_probability)
-    q = _as_1d("query_ids", query_ids, dtype=None)
-    if not (len(s) == len(p) == len(q)):
-        raise ValueError(f"scores, click_probability and query_ids must have the same length, "
-                         f"got {len(s)}, {len(p)} and {len(q)}")
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"Invalid k: {k!r} (must be an integer >= 1)")
+    s, p, q = _ranking_inputs(scores, "click_probability", click_probability, query_ids, k)
     out = []
     for qid in np.unique(q):
         rows = np.flatnonzero(q == qid)
