@@ -15,11 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+def toc_files(root: Path = ROOT) -> list[str]:
+    """Every page of ``_toc.yml`` (chapters and their sections), in order, without suffix."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+
+    def walk(entries):
+        for entry in entries:
+            yield entry["file"]
+            yield from walk(entry.get("sections", []))
+
+    return [toc["root"]] + [f for part in toc.get("parts", []) for f in walk(part["chapters"])]
 
 
 def chromium_path() -> str:

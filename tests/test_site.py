@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-from site_helpers import move_every_slider, open_offline, slider_boxes, wait_until_ready
+from site_helpers import (move_every_slider, open_offline, slider_boxes, toc_files,
+                          wait_until_ready)
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -20,16 +20,8 @@ EWA_PAGE = "chapters/02-exponentially-weighted-averages.html"
 
 
 def toc_pages() -> list[str]:
-    """Every page listed in _toc.yml, as its path in the built site."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-
-    def walk(entries):  # chapters and their sections (the exercises' solution pages)
-        for entry in entries:
-            yield entry["file"]
-            yield from walk(entry.get("sections", []))
-
-    files = [toc["root"]] + [f for part in toc.get("parts", []) for f in walk(part["chapters"])]
-    return [f"{f}.html" for f in files]
+    """Every page listed in _toc.yml (sections included), as its path in the built site."""
+    return [f"{f}.html" for f in toc_files()]
 
 
 def test_book_builds_strictly(book_build):

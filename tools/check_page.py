@@ -21,13 +21,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from site_helpers import (CHROMIUM_ARGS, SiteServer, chromium_path, move_every_slider,  # noqa: E402
-                          open_offline, wait_until_ready)
+                          open_offline, toc_files, wait_until_ready)
 
 LABEL = re.compile(r"^\(([^)]+)\)=\s*$")
 HEADING = re.compile(r"^#{1,6} ")
@@ -44,18 +42,6 @@ def stub(text: str) -> str:
     if "{bibliography}" in text:
         body += ["", "```{bibliography}", "```"]
     return "\n".join(body) + "\n"
-
-
-def toc_files() -> list[str]:
-    """Every page of the table of contents, sections included, in order."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-
-    def walk(entries):
-        for entry in entries:
-            yield entry["file"]
-            yield from walk(entry.get("sections", []))
-
-    return [toc["root"]] + [f for part in toc["parts"] for f in walk(part["chapters"])]
 
 
 def source_of(doc: str) -> Path:
