@@ -53,11 +53,12 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import os
 import threading
 
 import numpy as np
+
+from ._checks import is_int as _is_int, is_real as _is_real
 
 __all__ = ["GradientError", "Optimizer", "SGD", "MomentumSGD", "RMSprop", "AdaGrad",
            "Adam", "AdamW", "OPTIMIZERS", "sgd_step", "momentum_step", "rmsprop_step",
@@ -355,7 +356,7 @@ def set_num_threads(n: int) -> None:
     """Split large NumPy steps between ``n`` threads (1: no threads).  The result does
     not depend on it: every number is computed by exactly the same operations."""
     global _threads
-    if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1):
+    if not (_is_int(n) and n >= 1):
         raise ValueError(f"Invalid number of threads: {n!r} (must be an integer >= 1)")
     _threads = int(n)
 
@@ -376,10 +377,6 @@ def _thread_pool(workers):
 # ------------------------------------------------------------------------------ validation
 def _is_torch(x) -> bool:
     return type(x).__module__.split(".")[0] == "torch"
-
-
-def _is_real(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 def _check_lr(lr):

@@ -56,6 +56,8 @@ from typing import Callable
 
 import numpy as np
 
+from ._checks import check_int as _check_int, is_int as _is_int
+
 #: Anything that maps an epoch (or step) index to a learning rate is a schedule.
 Schedule = Callable[[int], float]
 
@@ -65,20 +67,10 @@ Schedule = Callable[[int], float]
 # --------------------------------------------------------------------------------------
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_epoch(epoch) -> int:
     if not _is_int(epoch) or epoch < 0:
         raise ValueError(f"Invalid epoch: {epoch!r} (must be a non-negative integer)")
     return int(epoch)
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"Invalid {name}: {value!r} (must be {what})")
 
 
 def _check_positive(name: str, value) -> None:

@@ -107,7 +107,6 @@ import functools
 import importlib
 import json
 import math
-import numbers
 import os
 import random
 import sys
@@ -118,6 +117,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ._checks import check_int as _need_int, is_int as _is_int, is_real as _is_real
 from .device import pick_device
 from .minibatch import scaled_lr as _scaled_lr_formula
 from .schedules import WarmupCosineSchedule
@@ -143,20 +143,6 @@ _CHECKPOINT_FORMAT = "optbook.train/1"
 # --------------------------------------------------------------------------------------
 # Validation helpers: every error names the setting and the value it got.
 # --------------------------------------------------------------------------------------
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _need_int(name: str, value, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"Invalid {name}: {value!r} (must be {what})")
 
 
 def _need_positive(name: str, value) -> None:
