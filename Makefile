@@ -6,13 +6,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BUILD_FLAGS := --all --warningiserror --nitpick --keep-going
 
-.PHONY: book test setup vendor browser data lab playground clean
+.PHONY: book test test-gpu setup vendor browser data lab playground clean
 
 book: setup
 	$(BIN)/jupyter-book build . $(BUILD_FLAGS)
 
 test: setup browser data
 	$(BIN)/python -m pytest
+
+# The CUDA paths and the CUDA benchmark, on a machine with an NVIDIA GPU and a CUDA
+# build of torch (not part of `make test`: CI has no GPU).  PYTHON=python3 uses another
+# interpreter, e.g. one whose torch has CUDA.
+test-gpu:
+	PYTHON=$(or $(PYTHON),$(BIN)/python) bash tools/gpu_check.sh
 
 setup: $(VENV)/.installed vendor
 

@@ -150,7 +150,7 @@ class Readable:
         for key, theta in params.items():
             g = grads["d" + key]
             if key not in self.state:
-                self.state[key] = {"m": np.zeros_like(theta), "v": np.zeros_like(theta)}
+                self.state[key] = {"m": ob.zeros_like(theta), "v": ob.zeros_like(theta)}
             st = self.state[key]
             if self.name == "Adam":
                 ob.adam_step(theta, g, st["m"], st["v"], self.t, hp["lr"], hp["beta1"],
@@ -401,43 +401,99 @@ def fresh_process(function, *args):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def gpu_benchmark(device, sizes, repeats, sync):
-    """optbook's Adam on ``device`` tensors vs torch's foreach and fused Adam, and the
-    device's copy bandwidth (GB/s).  Each sample is several steps, so that the time of
-    one ``sync`` is spread over them."""
-    a = torch.empty(max(sizes), device=device)
+def gpu_benchmark(device, sizes, repeats, sync, compile_adam=True):
+    """The four optimizers on ``device`` tensors: optbook's readable step functions and
+    classes against torch's foreach and fused implementations, plus the device's copy
+    bandwidth (GB/s, bytes read + written) and each step's fraction of the floor that
+    bandwidth sets.  Each sample is several steps, so that the time of one ``sync`` is
+    spread over them.  With ``compile_adam``, also the readable ``adam_step`` compiled by
+    ``torch.compile`` (one generated kernel per array) on the flat layout.  Every
+    implementation's parameters after the timed steps are compared with the readable
+    functions' (bitwise for optbook's classes)."""
+    a = torch.empty(max(max(sizes), 50_000_000), device=device)
     b = torch.empty_like(a)
     per = 10
     copy = interleaved({"copy": lambda: [b.copy_(a) for _ in range(per)]}, repeats,
                        warmup=2, sync=sync)["copy"]
     gbps = 8 * a.numel() * per / statistics.median(copy) / 1e9
+    del a, b
     results = []
     for n in sizes:
         for layout, shapes in layouts(n).items():
             gen = torch.Generator(device="cpu").manual_seed(0)
             base = [torch.randn(s, generator=gen).to(device) for s in shapes]
             grads = [torch.randn(s, generator=gen).to(device) for s in shapes]
-            mine = {f"p{i}": t.clone() for i, t in enumerate(base)}
-            mine_g = {f"dp{i}": g for i, g in enumerate(grads)}
-            opt = ob.Adam(**HYPER["Adam"])
-            steps = {"optbook class, torch tensors":
-                     lambda: [opt.update(mine, mine_g) for _ in range(per)]}
-            for mode in ("foreach", "fused"):
-                tensors = [t.clone() for t in base]
-                for t, g in zip(tensors, grads):
-                    t.grad = g
-                o = torch_optimizer("Adam", tensors, mode)
-                steps[f"torch {mode}"] = lambda o=o: [o.step() for _ in range(per)]
-            with torch.no_grad():
-                samples = interleaved(steps, repeats, sync=sync)
             numbers = sum(int(np.prod(s)) for s in shapes)
-            floor_ms = 1e3 * 28 * numbers / (gbps * 1e9)
-            for impl, ts in samples.items():
-                ms = median_ms(ts) / per
-                results.append({"optimizer": "Adam", "n": numbers, "layout": layout,
-                                "implementation": impl, "median_ms": ms,
-                                "floor_ms": floor_ms, "fraction_of_floor": floor_ms / ms})
-    return {"device": str(device), "copy_GBps": gbps, "steps": results}
+            for name in OPTIMIZERS:
+                params = {}
+
+                def fresh(impl):
+                    params[impl] = {f"p{i}": t.clone() for i, t in enumerate(base)}
+                    return params[impl]
+
+                mine_g = {f"dp{i}": g for i, g in enumerate(grads)}
+                readable, opt = Readable(name), ob.OPTIMIZERS[name](**HYPER[name])
+                pr, pc = fresh("optbook readable functions"), fresh("optbook class")
+                steps = {"optbook readable functions":
+                         lambda: [readable.update(pr, mine_g) for _ in range(per)],
+                         "optbook class": lambda: [opt.update(pc, mine_g) for _ in range(per)]}
+                for mode in ("foreach", "fused"):
+                    tensors = list(fresh(f"torch {mode}").values())
+                    for t, g in zip(tensors, grads):
+                        t.grad = g
+                    o = torch_optimizer(name, tensors, mode)
+                    if o is None:
+                        del params[f"torch {mode}"]
+                        continue
+                    steps[f"torch {mode}"] = lambda o=o: [o.step() for _ in range(per)]
+                if compile_adam and name == "Adam" and layout == "flat":
+                    try:
+                        steps["readable adam_step, torch.compile"] = compiled_adam(
+                            fresh("readable adam_step, torch.compile"), mine_g, per)
+                    except Exception as exc:  # no compiler there: say so, time the rest
+                        params.pop("readable adam_step, torch.compile", None)
+                        print(f"    torch.compile unavailable: {type(exc).__name__}: {exc}")
+                with torch.no_grad():
+                    samples = interleaved(steps, repeats, sync=sync)
+                floor_ms = 1e3 * 4 * ARRAYS_MOVED[name] * numbers / (gbps * 1e9)
+                ref = params["optbook readable functions"]
+                for impl, ts in samples.items():
+                    ms = median_ms(ts) / per
+                    diff = max((params[impl][k] - ref[k]).abs().max().item() for k in ref)
+                    results.append({"optimizer": name, "n": numbers, "layout": layout,
+                                    "arrays": len(shapes), "implementation": impl,
+                                    "median_ms": ms, "floor_ms": floor_ms,
+                                    "fraction_of_floor": floor_ms / ms,
+                                    "max_abs_diff_from_readable": diff})
+                print(f"  {name:8s} n = {n:.0e} {layout:5s} done", flush=True)
+                del params, steps
+    return {"device": str(device), "name": (torch.cuda.get_device_name(device)
+                                            if device.type == "cuda" else "cpu"),
+            "copy_GBps": gbps, "steps": results}
+
+
+def compiled_adam(params, grads, per):
+    """The readable ``adam_step`` compiled by ``torch.compile``: the generated code fuses
+    its fourteen operations into one pass over each array (the returned m̂, v̂ are not
+    used, so they are never written)."""
+    hp = HYPER["Adam"]
+    state = {k: (torch.zeros_like(p), torch.zeros_like(p)) for k, p in params.items()}
+
+    @torch.compile(fullgraph=True, dynamic=False)
+    def step(theta, g, m, v, t):
+        ob.adam_step(theta, g, m, v, t, hp["lr"], hp["beta1"], hp["beta2"], hp["epsilon"])
+
+    # t as a 0-d tensor on the device: a Python int would be compiled in as a constant
+    # (one recompilation per step)
+    t = torch.zeros((), device=next(iter(params.values())).device)
+
+    def run():
+        for _ in range(per):
+            t.add_(1)
+            for k, p in params.items():
+                step(p, grads["d" + k], *state[k], t)
+
+    return run
 
 
 def slider_frame(repeats):
@@ -494,6 +550,56 @@ def table(rows, headers):
                      + [line.format(*r) for r in rows])
 
 
+CUDA_SIZES = [1_000_000, 10_000_000, 100_000_000]
+
+
+def write_results(results, out, started):
+    """Write ``results`` (with the run's duration and final load) as JSON to ``out``."""
+    info = results["machine"]
+    info["load_average_end"] = list(os.getloadavg())
+    info["seconds"] = time.perf_counter() - started
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=1) + "\n"
+    out.write_text(text)
+    print(f"\nwrote {out} ({info['seconds']:.0f} s; load average at the end "
+          f"{info['load_average_end']}); sha256 {hashlib.sha256(text.encode()).hexdigest()}")
+    return results
+
+
+def cuda_section(sizes, repeats, compile_adam=True):
+    print("\nCUDA")
+    res = gpu_benchmark(torch.device("cuda"), sizes, repeats, torch.cuda.synchronize,
+                        compile_adam)
+    print(f"{res['name']}: device copy {res['copy_GBps']:.0f} GB/s")
+    print(table([[s["optimizer"], s["implementation"], f"{s['n']:.0e}", s["layout"],
+                  f"{s['median_ms']:.3f}", f"{s['fraction_of_floor']:.0%}",
+                  f"{s['max_abs_diff_from_readable']:.1e}"] for s in res["steps"]],
+                ["optimizer", "implementation", "n", "layout", "ms", "of floor",
+                 "max |Δθ| vs readable"]))
+    return res
+
+
+def main_cuda(args, parser):
+    """``--cuda-only``: the CUDA section alone, written to its own results file."""
+    if not torch.cuda.is_available():
+        parser.error("--cuda-only needs a CUDA device, and torch sees none here")
+    torch.set_num_threads(args.threads)
+    info = machine_info(args.threads)
+    slug = "".join(c if c.isalnum() else "-" for c in info["cuda_device"].lower()).strip("-")
+    out = args.out or ROOT / "benchmarks" / "results" / f"cuda-{slug}.json"
+    started = time.perf_counter()
+    sizes = args.sizes or ([20_000, 100_000] if args.quick else CUDA_SIZES)
+    repeats = args.repeats or (2 if args.quick else 11)
+    results = {"machine": info, "settings": {
+        "quick": args.quick, "sizes": sizes, "repeats": repeats, "dtype": "float32",
+        "torch_chunk_bytes": ob.TORCH_CHUNK_BYTES,
+        "command": "python benchmarks/optimizer_step.py --cuda-only"},
+        "bytes_per_parameter": {k: 4 * v for k, v in ARRAYS_MOVED.items()},
+        "ops_per_parameter": OPS_PER_PARAMETER}
+    results["cuda"] = cuda_section(sizes, max(5, repeats), compile_adam=not args.quick)
+    return write_results(results, out, started)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -504,8 +610,14 @@ def main(argv=None):
                         help="threads for torch and for the optbook classes (default 2)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 11)")
     parser.add_argument("--sizes", type=int, nargs="+", default=None,
-                        help="parameter counts (default 1000000 10000000)")
+                        help="parameter counts (default 1000000 10000000; with --cuda-only "
+                             "1000000 10000000 100000000)")
+    parser.add_argument("--cuda-only", action="store_true",
+                        help="only the CUDA section (needs a GPU); default output "
+                             "benchmarks/results/cuda-<device>.json")
     args = parser.parse_args(argv)
+    if args.cuda_only:
+        return main_cuda(args, parser)
     sizes = args.sizes or ([20_000, 100_000] if args.quick else [1_000_000, 10_000_000])
     repeats = args.repeats or (2 if args.quick else 11)
     torch.set_num_threads(args.threads)
@@ -606,14 +718,8 @@ def main(argv=None):
                 ["implementation", "n", "minor faults", "peak allocated (MiB)"]))
 
     if torch.cuda.is_available():
-        print("\nCUDA")
-        cuda_sizes = sizes if args.quick else [1_000_000, 10_000_000, 100_000_000]
-        results["cuda"] = gpu_benchmark(torch.device("cuda"), cuda_sizes, max(5, repeats),
-                                        torch.cuda.synchronize)
-        print(f"device copy: {results['cuda']['copy_GBps']:.0f} GB/s")
-        print(table([[s["implementation"], f"{s['n']:.0e}", s["layout"], f"{s['median_ms']:.3f}",
-                      f"{s['fraction_of_floor']:.0%}"] for s in results["cuda"]["steps"]],
-                    ["implementation", "n", "layout", "ms", "of floor"]))
+        cuda_sizes = sizes if args.quick else CUDA_SIZES
+        results["cuda"] = cuda_section(cuda_sizes, max(5, repeats), compile_adam=not args.quick)
     else:
         results["cuda"] = None
         print("\nCUDA: no device here, skipped")
@@ -622,14 +728,7 @@ def main(argv=None):
     results["slider_frame_ms"] = slider_frame(1 if args.quick else 5)
     print(table([[k, f"{v:.1f}"] for k, v in results["slider_frame_ms"].items()], ["part", "ms"]))
 
-    info["load_average_end"] = list(os.getloadavg())
-    info["seconds"] = time.perf_counter() - started
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(results, indent=1) + "\n"
-    out.write_text(text)
-    print(f"\nwrote {out} ({info['seconds']:.0f} s; load average at the end "
-          f"{info['load_average_end']}); sha256 {hashlib.sha256(text.encode()).hexdigest()}")
-    return results
+    return write_results(results, out, started)
 
 
 if __name__ == "__main__":
