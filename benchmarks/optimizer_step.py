@@ -15,8 +15,9 @@ flat array and as ~50 arrays of mixed sizes (like the weights and biases of a ne
   - optbook's readable step functions (``adam_step`` ...: state in place, temporaries),
   - NumPy in place (the same operations with ``out=``, whole arrays, full-size scratch),
   - NumPy in place in cache-sized chunks (32 Ki numbers, one thread),
-  - the optbook classes (chunked, on 1 and on ``--threads`` threads), on NumPy arrays
-    and on torch tensors,
+  - the optbook classes on NumPy arrays: as they run by default (large steps as one
+    compiled kernel, see optbook.optimizers) and with compiling off (cache-sized chunks
+    on ``--threads`` threads), and on torch tensors,
   - ``torch.optim`` with ``foreach=True`` and with ``fused=True``
   (times are medians of interleaved repetitions: every implementation is timed once per
   round, so a slow moment of a shared machine hits all of them alike);
@@ -66,7 +67,7 @@ ARRAYS_MOVED = {"SGD": 3, "Momentum": 5, "RMSprop": 5, "AdaGrad": 5, "Adam": 7, 
 OPS_PER_PARAMETER = {"SGD": 2, "Momentum": 5, "RMSprop": 9, "AdaGrad": 7, "Adam": 14,
                      "AdamW": 15}
 IMPLEMENTATIONS = ("chapter code (naive)", "optbook readable functions", "numpy in place",
-                   "numpy chunked (32 Ki, 1 thread)", "optbook class, 1 thread",
+                   "numpy chunked (32 Ki, 1 thread)", "optbook class, chunked",
                    "optbook class", "optbook class, torch tensors", "torch foreach",
                    "torch fused")
 
@@ -308,7 +309,7 @@ def step_benchmark(name, n, layout, shapes, threads, repeats):
     """Time one step of optimizer ``name`` in every implementation; check they agree."""
     theta0, grads = problem(shapes)
     params = {impl: {k: v.copy() for k, v in theta0.items()} for impl in IMPLEMENTATIONS}
-    opt1 = ob.OPTIMIZERS[name](**HYPER[name])
+    optc = ob.OPTIMIZERS[name](**HYPER[name])
     optn = ob.OPTIMIZERS[name](**HYPER[name])
     optt = ob.OPTIMIZERS[name](**HYPER[name])
     tparams = {k: torch.from_numpy(v) for k, v in params["optbook class, torch tensors"].items()}
@@ -320,10 +321,9 @@ def step_benchmark(name, n, layout, shapes, threads, repeats):
             t.grad = g
         torch_opts[mode] = torch_optimizer(name, tensors, mode)
 
-    def numpy_step(impl, opt, threads_=None):
+    def numpy_step(impl, opt, compiled=None):
         def run():
-            if threads_:
-                ob.set_num_threads(threads_)
+            ob.set_compiled(compiled)  # None: optbook's default (compiled for large steps)
             opt.update(params[impl], grads)
         return run
 
@@ -333,8 +333,8 @@ def step_benchmark(name, n, layout, shapes, threads, repeats):
         "numpy in place": numpy_step("numpy in place", InPlace(name)),
         "numpy chunked (32 Ki, 1 thread)": numpy_step("numpy chunked (32 Ki, 1 thread)",
                                                       InPlace(name, 32768)),
-        "optbook class, 1 thread": numpy_step("optbook class, 1 thread", opt1, 1),
-        "optbook class": numpy_step("optbook class", optn, threads),
+        "optbook class, chunked": numpy_step("optbook class, chunked", optc, False),
+        "optbook class": numpy_step("optbook class", optn),
         "optbook class, torch tensors": lambda: optt.update(tparams, tgrads),
         "torch foreach": torch_opts["foreach"].step,
     }
@@ -342,7 +342,7 @@ def step_benchmark(name, n, layout, shapes, threads, repeats):
         steps["torch fused"] = torch_opts["fused"].step
     with torch.no_grad():
         samples = interleaved(steps, repeats)
-    ob.set_num_threads(threads)
+    ob.set_compiled(None)
 
     # Every implementation took the same number of steps on the same data: those that
     # run the readable operations must agree bitwise; the rest to float32 rounding.
@@ -498,47 +498,51 @@ def compiled_adam(params, grads, per):
 
 def slider_frame(repeats):
     """One frame of the momentum page's slider: two 150-step trajectories on the ravine,
-    the two-panel figure (contours + loss curves) and its PNG, as frame_slider makes it."""
+    then the two-panel figure (contours + loss curves) as a PNG, made two ways: a new
+    figure per frame (``paths_and_losses_figure`` + ``figure_png``), and the way the
+    page makes it (``PathsAndLossesFrames``: contours and axes drawn once, each frame
+    redraws only what changes)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from optbook.plotting import book_style, figure_png, paths_and_losses_figure
+    from optbook.plotting import (PathsAndLossesFrames, book_style, figure_png,
+                                  paths_and_losses_figure)
     from optbook.surfaces import ill_conditioned_quadratic, trajectory
     from optbook.widgets import frame_slider
 
     book_style()
     valley = ill_conditioned_quadratic(kappa=100, name="narrow ravine")
+    frames = PathsAndLossesFrames(valley)
 
     def paths(alpha=0.05, beta=0.9):
         return {f"SGD (α = {alpha:g})": trajectory(ob.SGD(lr=alpha), valley, steps=150),
                 f"Momentum (α = {alpha:g}, β = {beta:g})":
                     trajectory(ob.MomentumSGD(lr=alpha, beta=beta), valley, steps=150)}
 
-    def figure(p):
-        return paths_and_losses_figure(valley, p, title="frame")
-
-    def png(fig):
-        data = figure_png(fig, dpi=90)
-        plt.close(fig)
-        return data
-
-    parts = {"trajectories": [], "figure": [], "png": [], "total": []}
-    for _ in range(repeats + 1):
+    parts = {"trajectories": [], "figure": [], "png": [], "total": [], "kept_png": [],
+             "kept_total": []}
+    for i in range(repeats + 1):
+        alpha = 0.04 + 0.005 * i   # a new frame each time
         t0 = time.perf_counter()
-        p = paths()
+        p = paths(alpha)
         t1 = time.perf_counter()
-        fig = figure(p)
+        fig = paths_and_losses_figure(valley, p, title=f"frame {i}")
         t2 = time.perf_counter()
-        png(fig)
+        figure_png(fig, dpi=90)
         t3 = time.perf_counter()
-        for k, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+        p = paths(alpha)
+        t4 = time.perf_counter()
+        frames(p, title=f"frame {i}")
+        t5 = time.perf_counter()
+        for k, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t3 - t0, t5 - t4,
+                                      t5 - t3)):
             parts[k].append(seconds)
     out = {k: median_ms(v[1:]) for k, v in parts.items()}  # the first frame warms caches
     t0 = time.perf_counter()
-    frame_slider(lambda alpha: figure(paths(alpha)), alpha=[0.019, 0.05, 0.15])
-    out["frame_slider_per_frame"] = 1e3 * (time.perf_counter() - t0) / 3
+    frame_slider(lambda alpha: frames(paths(alpha), title=f"α = {alpha}"),
+                 alpha=[0.019, 0.05, 0.15, 0.02, 0.03, 0.04])
+    out["frame_slider_per_frame"] = 1e3 * (time.perf_counter() - t0) / 6
     return out
 
 
@@ -631,6 +635,7 @@ def main(argv=None):
     results = {"machine": info, "settings": {
         "quick": args.quick, "sizes": sizes, "repeats": repeats, "dtype": "float32",
         "threads": args.threads, "chunk_bytes": ob.CHUNK_BYTES,
+        "compile_min": ob.COMPILE_MIN,
         "torch_chunk_bytes": ob.TORCH_CHUNK_BYTES, "small_array": ob.SMALL_ARRAY,
         "mixed_arrays": {n: len(mixed_shapes(n)) for n in sizes},
         "command": "python benchmarks/optimizer_step.py" + (" --quick" if args.quick else "")},
@@ -675,6 +680,7 @@ def main(argv=None):
             for name in OPTIMIZERS:
                 mine = ms(name, n, layout, "optbook class")
                 mine_t = ms(name, n, layout, "optbook class, torch tensors")
+                mine_c = ms(name, n, layout, "optbook class, chunked")
                 foreach = ms(name, n, layout, "torch foreach")
                 fused = ms(name, n, layout, "torch fused")
                 floor = record[name, n, layout, "optbook class"]["floor_ms"]
@@ -684,6 +690,8 @@ def main(argv=None):
                     "optbook_over_fused": mine / fused if fused else None,
                     "optbook_torch_over_foreach": mine_t / foreach,
                     "optbook_torch_over_fused": mine_t / fused if fused else None,
+                    "optbook_chunked_over_foreach": mine_c / foreach,
+                    "optbook_chunked_over_fused": mine_c / fused if fused else None,
                     "optbook_fraction_of_floor": floor / mine,
                     "target_foreach_met": mine / foreach <= 1.0,
                     "target_fused_met": (mine / fused <= 3.0) if fused else None,

@@ -1,8 +1,10 @@
-"""The optimizers' fast path: the classes run the readable step functions' operations
+"""The optimizers' fast paths: the classes run the readable step functions' operations
 with ``out=`` through a fixed scratch buffer, chunk by chunk (and, on NumPy, on several
-threads).  Checked here: results bitwise equal to the readable functions; no per-step
-allocation that grows with the number of parameters; the benchmark script runs and
-writes the results file the page reads.  No timing is asserted anywhere."""
+threads), or, for large NumPy steps, as one kernel compiled by ``torch.compile``.
+Checked here: results bitwise equal to the readable functions on every path; which path
+a step takes; the fall-back when compiling fails; no per-step allocation that grows
+with the number of parameters; the benchmark script runs and writes the results file
+the page reads.  No timing is asserted anywhere."""
 
 from __future__ import annotations
 
@@ -97,6 +99,22 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(ob, "SMALL_ARRAY", 1)
 
 
+@pytest.fixture
+def chunked():
+    """The chunked NumPy path even for large steps (compiled kernels off)."""
+    ob.set_compiled(False)
+    yield
+    ob.set_compiled(None)
+
+
+@pytest.fixture
+def compiled():
+    """Every NumPy step compiled, whatever its size."""
+    ob.set_compiled(True)
+    yield
+    ob.set_compiled(None)
+
+
 @pytest.fixture(params=[1, 2, 3], ids=lambda n: f"{n}-threads")
 def threads(request):
     before = ob.get_num_threads()
@@ -127,7 +145,7 @@ def test_fast_torch_path_is_bitwise_the_readable_step(case, dtype, small_chunks)
 
 
 @pytest.mark.parametrize("case", ["Adam", "RMSprop", "Nesterov"])
-def test_real_chunk_sizes_and_threads(case, threads):
+def test_real_chunk_sizes_and_threads(case, threads, chunked):
     """The library's own chunk sizes: 700,000 float32 numbers are 6 chunks, enough to
     be split between threads; plus arrays below SMALL_ARRAY, which take the readable
     step functions."""
@@ -212,7 +230,9 @@ def peak_allocation_of_one_step(opt, n):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_step_allocates_no_more_for_ten_times_the_parameters(case, threads):
+@pytest.mark.parametrize("path", ["chunked", "compiled"])
+def test_step_allocates_no_more_for_ten_times_the_parameters(case, threads, path, request):
+    request.getfixturevalue(path)
     small, large = (peak_allocation_of_one_step(make(case), n) for n in (10**5, 10**6))
     # One float32 temporary of 10^6 numbers would be 4 MB; a scratch chunk is 512 KiB.
     # What a step allocates is bookkeeping (views, thread futures): a few KiB.
@@ -301,7 +321,7 @@ def check_results(results, sizes):
                 assert set(impls) == expected
                 # the benchmark's own agreement check: same operations, same bits...
                 for impl in ("numpy in place", "numpy chunked (32 Ki, 1 thread)",
-                             "optbook class, 1 thread", "optbook class"):
+                             "optbook class, chunked", "optbook class"):
                     assert impls[impl]["identical_to_readable"] is True, impl
                     assert impls[impl]["max_abs_diff_from_readable"] == 0.0, impl
                 # ... and float32 rounding for other arithmetic (torch's float32 sqrt on
@@ -356,7 +376,7 @@ def test_recorded_results_file_is_there_for_the_page():
     check_results(results, [1_000_000, 10_000_000])
 
 
-def test_error_in_a_worker_thread_reaches_the_caller(small_chunks):
+def test_error_in_a_worker_thread_reaches_the_caller(small_chunks, chunked):
     """The step is split between threads; a failure in any of them must not be lost."""
     import threading
 
@@ -390,3 +410,77 @@ def test_page_is_written_for_the_recorded_file():
     named = re.search(r'RESULTS_SHA256 = "([0-9a-f]{64})"', page).group(1)
     assert named == hashlib.sha256(RECORDED.read_bytes()).hexdigest()
     assert 'RESULTS_FILE = "cpu-2core.json"' in page
+
+
+# ------------------------------------------------------------------ the compiled kernels
+COMPILED_SHAPES = [(700, 1000), (5000,), (300_001,), (3,)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_compiled_numpy_path_is_bitwise_the_readable_step(case, dtype):
+    """Large NumPy steps run compiled by default; same operations, same rounding."""
+    opt, fast, slow, state = run_both(case, COMPILED_SHAPES, dtype, steps=3)
+    assert not opt._scratch, "the chunked path was taken instead of the compiled one"
+    assert ob.compiled_status().startswith("on")
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
+@pytest.mark.parametrize("case", ["Adam", "Nesterov", "AdaGrad"])
+def test_compiled_with_a_schedule_and_small_arrays(case, compiled, small_chunks):
+    """set_compiled(True) compiles small steps too; a schedule changes α every step
+    (the scalars are inputs of the compiled kernel, not constants baked into it)."""
+    hp = dict(HP[case])
+    lr0 = hp["lr"]
+    hp["lr"] = lambda k: lr0 * 0.9**k
+    opt = ob.OPTIMIZERS["Momentum" if case == "Nesterov" else case](**hp)
+    rng = np.random.default_rng(5)
+    fast = {k: rng.standard_normal(s).astype(np.float32) for k, s in (("a", (64, 65)), ("b", (4097,)))}
+    slow = {k: v.copy() for k, v in fast.items()}
+    state = {}
+    for t in range(1, 6):
+        grads = {"d" + k: rng.standard_normal(v.shape).astype(np.float32) for k, v in fast.items()}
+        opt.update(fast, grads)
+        readable_update(case, slow, grads, state, t, hp["lr"](t - 1))
+    assert not opt._scratch
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
+def test_steps_below_compile_min_stay_chunked(small_chunks):
+    opt, fast, slow, state = run_both("Adam", [(ob.COMPILE_MIN // 2 - 1,)], np.float32, steps=2)
+    assert opt._scratch
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
+def test_compiling_can_be_switched_off_by_the_environment(monkeypatch):
+    monkeypatch.setenv("OPTBOOK_COMPILE", "0")
+    opt, fast, slow, state = run_both("RMSprop", [(ob.COMPILE_MIN,)], np.float32, steps=2)
+    assert opt._scratch and ob.compiled_status() == "off: OPTBOOK_COMPILE=0"
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
+def test_a_failed_compile_falls_back_once_with_a_warning(monkeypatch):
+    """No C++ compiler (simulated): the step warns, takes the chunked path, and updates
+    every array exactly once; later steps do not try again."""
+    attempts = []
+
+    def broken(kernel):
+        def step(*args):
+            attempts.append(kernel)
+            raise RuntimeError("simulated: no C++ compiler found")
+        return step
+
+    monkeypatch.setattr(ob, "_compiled_kernel", broken)
+    monkeypatch.setattr(ob, "_compile_failure", None)
+    with pytest.warns(RuntimeWarning, match="compiling the optimizer step failed"):
+        opt, fast, slow, state = run_both("AdamW", [(400, 1000), (300_000,)], np.float32,
+                                          steps=3)
+    assert len(attempts) == 1 and opt._scratch
+    assert_bitwise_equal(opt, fast, slow, state)
+    assert "simulated: no C++ compiler" in ob.compiled_status()
+
+
+@pytest.mark.parametrize("bad", [1, "yes", 0.0])
+def test_set_compiled_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="Invalid compiled setting"):
+        ob.set_compiled(bad)

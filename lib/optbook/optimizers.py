@@ -44,17 +44,38 @@ PyTorch parallelises itself.  Because the operations and their order are those o
 readable functions, the classes' results are *bitwise identical* to them (the tests
 check it); arrays the fast path cannot take (0-d, non-contiguous, mixed dtypes or
 devices) and arrays too small to gain from it (under :data:`SMALL_ARRAY` numbers)
-simply use the readable function.  The page "How fast can an optimizer step be?"
-measures all of this against ``torch.optim``'s ``foreach`` and ``fused`` steps
-(``benchmarks/optimizer_step.py``).
+simply use the readable function.
+
+**One pass: the same kernels, compiled.**  Even from the cache, a dozen passes cost a
+dozen times one.  NumPy arrays of at least :data:`COMPILE_MIN` numbers are therefore
+updated by the same kernel functions run through ``torch.compile`` (on NumPy's memory,
+without copying): the compiler fuses the dozen operations into one loop that reads each number
+once and writes it once, as a hand-written C kernel would.  It performs the same
+IEEE operations on the same float32/float64 values in the same order (the scalars are
+rounded to the array's type as NumPy rounds them, the square root is the correctly
+rounded one NumPy uses, nothing is contracted into fused multiply-adds), so the results
+are still bitwise those of the readable functions: the tests check this too.  The first
+such step compiles the kernel (seconds; PyTorch caches the result on disk) and needs a
+C++ compiler; where compiling fails, the classes fall back to the chunked NumPy path
+with one warning (:func:`compiled_status` says why).  :func:`set_compiled` turns the
+compiled path on or off (``OPTBOOK_COMPILE=0`` in the environment turns it off).  It
+runs on PyTorch's threads (``torch.set_num_threads``).  Torch tensors keep the ``out=``
+path: eager PyTorch's float32 square root on the CPU is not always correctly rounded,
+so a compiled kernel could not match the readable functions there bit for bit.
+
+The page "How fast can an optimizer step be?" measures all of this against
+``torch.optim``'s ``foreach`` and ``fused`` steps (``benchmarks/optimizer_step.py``).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 import threading
+import types
+import warnings
 
 import numpy as np
 
@@ -63,7 +84,8 @@ from ._checks import is_int as _is_int, is_real as _is_real
 __all__ = ["GradientError", "Optimizer", "SGD", "MomentumSGD", "RMSprop", "AdaGrad",
            "Adam", "AdamW", "OPTIMIZERS", "sgd_step", "momentum_step", "rmsprop_step",
            "adagrad_step", "adam_step", "adamw_step", "zeros_like", "CHUNK_BYTES",
-           "get_num_threads", "set_num_threads"]
+           "COMPILE_MIN", "get_num_threads", "set_num_threads", "set_compiled",
+           "compiled_status"]
 
 
 class GradientError(ValueError):
@@ -288,6 +310,120 @@ def _run_range(kernel, xp, jobs, lo, hi, chunk, s, r):
             break
 
 
+# ------------------------------------------------------------- the same kernels, compiled
+#: NumPy arrays of at least this many numbers are updated by the compiled kernels (see
+#: the module's introduction); smaller ones take the chunked path, because a call of a
+#: compiled function costs tens of microseconds, more than it saves on a small array.
+COMPILE_MIN = 1 << 16
+_compile_setting = None          # set_compiled: None automatic, True/False forced
+_compiled = {}                   # kernel -> its compiled step
+_compile_failure = None          # why compiling failed here (then: never tried again)
+
+
+def set_compiled(enabled: bool | None) -> None:
+    """``True``: update NumPy arrays with the compiled kernels whatever their size (if
+    compiling works here); ``False``: never (the chunked NumPy path); ``None``: the
+    default, arrays of :data:`COMPILE_MIN` numbers or more, unless ``OPTBOOK_COMPILE=0``
+    is set."""
+    global _compile_setting
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ValueError(f"Invalid compiled setting: {enabled!r} (must be True, False or None)")
+    _compile_setting = enabled
+
+
+def compiled_status() -> str:
+    """Whether NumPy steps run compiled here, and if not, why."""
+    if _compile_failure is not None:
+        return f"off: compiling failed here ({_compile_failure})"
+    if _compile_setting is False:
+        return "off: set_compiled(False)"
+    if _compile_setting is None and os.environ.get("OPTBOOK_COMPILE", "1") == "0":
+        return "off: OPTBOOK_COMPILE=0"
+    when = "every NumPy array" if _compile_setting else f"NumPy arrays of {COMPILE_MIN:,}+ numbers"
+    return f"on for {when} ({len(_compiled)} kernel(s) compiled so far)"
+
+
+def _compiled_min() -> float:
+    """The smallest array the compiled kernels take now (infinity: none)."""
+    if _compile_failure is not None or _compile_setting is False:
+        return math.inf
+    if _compile_setting:
+        return 0
+    return COMPILE_MIN if os.environ.get("OPTBOOK_COMPILE", "1") != "0" else math.inf
+
+
+class _CompiledOps:
+    """The five operations, written so that ``torch.compile`` can fuse them: each
+    computes its result and copies it into ``out`` (inside the compiled function the
+    copies into the scratch buffers disappear; only θ and the state are written)."""
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    def multiply(self, a, b, out):
+        out.copy_(self.torch.mul(a, b))
+
+    def add(self, a, b, out):
+        out.copy_(self.torch.add(a, b))
+
+    def subtract(self, a, b, out):
+        out.copy_(self.torch.sub(a, b))
+
+    def divide(self, a, b, out):
+        out.copy_(self.torch.div(a, b))
+
+    def root(self, a, out):      # compiled, pow(a, 0.5) is the correctly rounded sqrt
+        out.copy_(self.torch.pow(a, 0.5))
+
+
+def _compiled_kernel(kernel):
+    step = _compiled.get(kernel)
+    if step is None:
+        import torch
+
+        ops = _CompiledOps(torch)
+
+        def run(c, theta, g, *state):
+            s, r = torch.empty_like(theta), torch.empty_like(theta)
+            kernel(ops, c, theta, g, *state, s, r)
+
+        # torch.compile keeps its compiled versions per code object: one code object
+        # per kernel, so that the kernels do not share (and exhaust) one cache
+        name = f"compiled{kernel.__name__}"
+        run = types.FunctionType(run.__code__.replace(co_name=name, co_qualname=name),
+                                 run.__globals__, name, None, run.__closure__)
+        step = _compiled[kernel] = torch.compile(run, dynamic=True, fullgraph=True)
+    return step
+
+
+def _run_compiled(kernel, jobs) -> int:
+    """Run the jobs through the compiled kernel; returns how many it ran (all of them,
+    unless compiling failed, which happens before a job's arrays are touched)."""
+    global _compile_failure
+    import torch
+
+    step = _compiled_kernel(kernel)
+    as_tensors = {}
+    for done, (views, c) in enumerate(jobs):
+        # the scalars as 0-d float64 tensors: the kernel derives 1 - β etc. in double,
+        # as Python does, and each operation rounds them to the array's dtype, as NumPy
+        # does; Python numbers would be compiled in as constants (one compile per step)
+        scalars = as_tensors.get(c)
+        if scalars is None:
+            scalars = as_tensors[c] = tuple(
+                torch.tensor(float(x), dtype=torch.float64)
+                if isinstance(x, numbers.Real) and not isinstance(x, bool) else x for x in c)
+        try:
+            step(scalars, *(torch.from_numpy(v) for v in views))
+        except Exception as error:  # no C++ compiler, or the compiler failed
+            _compile_failure = f"{type(error).__name__}: {str(error).strip()[:300]}"
+            warnings.warn("optbook.optimizers: compiling the optimizer step failed; using "
+                          f"the chunked NumPy path instead ({_compile_failure})",
+                          RuntimeWarning, stacklevel=4)
+            return done
+    return len(jobs)
+
+
 class _Shares:
     """The chunks of one step, handed out one at a time to whichever thread asks next.
     A thread that the operating system is slow to run (on a busy machine) just takes
@@ -498,8 +634,15 @@ class Optimizer:
                 self._run_torch(group, dtype, device)
 
     def _run_numpy(self, jobs, dtype):
-        chunk = max(1, CHUNK_BYTES // dtype.itemsize)
+        smallest = _compiled_min()
+        large = [job for job in jobs if job[0][0].shape[0] >= smallest]
+        if large:
+            done = _run_compiled(self.kernel, large)
+            jobs = [job for job in jobs if job[0][0].shape[0] < smallest] + large[done:]
+            if not jobs:
+                return
         total = sum(views[0].shape[0] for views, _ in jobs)
+        chunk = max(1, CHUNK_BYTES // dtype.itemsize)
         threads = get_num_threads() if total >= THREAD_MIN_CHUNKS * chunk else 1
         size = min(chunk, max(views[0].shape[0] for views, _ in jobs))
         scratch = [self._scratch_pair(("numpy", dtype, None, k), size,

@@ -163,7 +163,11 @@ def _draw_surface(ax, surface, *, resolution: int = 201, levels: int = 25,
         ax.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=5)
     (x0, x1), (y0, y1) = surface.window
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$x$", ylabel="$y$")
-    ax.set_title(title or f"{surface.name}: $J = {surface.formula}$", fontsize=10)
+    ax.set_title(_surface_title(surface, title), fontsize=10)
+
+
+def _surface_title(surface, title: str | None = None) -> str:
+    return title or f"{surface.name}: $J = {surface.formula}$"
 
 
 def contour_figure(surface, paths: dict | None = None, *, ax=None, levels: int = 25,
@@ -273,6 +277,21 @@ def paths_and_losses_figure(surface, paths: dict, *, title: str | None = None,
     fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize,
                                            gridspec_kw={"width_ratios": [1.3, 1.0]})
     _draw_surface(ax_path, surface, resolution=resolution, levels=levels, title=title)
+    _draw_paths_and_losses(ax_path, ax_loss, surface, paths, loss_title=loss_title,
+                           colors=colors, excess=excess, loss_floor=loss_floor,
+                           cut_diverged=cut_diverged, mark_diverged=mark_diverged,
+                           max_loss_factor=max_loss_factor, min_loss_factor=min_loss_factor,
+                           legend=legend, legend_loc=legend_loc)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_paths_and_losses(ax_path, ax_loss, surface, paths, *, loss_title, colors, excess,
+                           loss_floor, cut_diverged, mark_diverged, max_loss_factor,
+                           min_loss_factor, legend, legend_loc) -> None:
+    """What changes from frame to frame in :func:`paths_and_losses_figure`: the paths
+    and their legend on ``ax_path`` (its contours are drawn already), and everything on
+    ``ax_loss``."""
     f_min = (surface.f_min or 0.0) if excess else None
     start_loss, low = 0.0, np.inf
     for i, (label, path) in enumerate(paths.items()):
@@ -310,8 +329,118 @@ def paths_and_losses_figure(surface, paths: dict, *, title: str | None = None,
                        else r"loss $J(\theta_t)$")
     if loss_title:
         ax_loss.set_title(loss_title, fontsize=10)
-    fig.tight_layout()
-    return fig
+
+
+class PathsAndLossesFrames:
+    r"""The frames of a slider over :func:`paths_and_losses_figure`, made fast.
+
+    ``frames = PathsAndLossesFrames(surface, **options)`` takes the options of
+    :func:`paths_and_losses_figure` (all but ``paths``, ``title`` and ``loss_title``);
+    ``frames(paths, title=..., loss_title=...)`` returns one frame as PNG bytes, which
+    :func:`optbook.widgets.frame_slider` accepts from a ``render`` function.
+
+    The first call builds the figure and its layout as :func:`paths_and_losses_figure`
+    does and keeps an image of what no frame changes: the contours, the path panel's
+    axes, ticks and labels.  Each frame then starts from that image and draws only what
+    it changes: the paths, the minima and start point above them, the legend and the
+    title of the path panel, and the loss panel (whose scale follows the frame's
+    losses).  Drawing the contours and laying out text is most of the time a
+    two-panel figure takes, so a frame costs a fraction of a new figure; the image is
+    the same as a full redraw of the same figure (see the tests).  Every frame has the
+    size and layout of the first (no per-frame tight cropping).
+    """
+
+    def __init__(self, surface, *, dpi: int = 90, resolution: int = 201, levels: int = 25,
+                 figsize=(11.0, 4.2), legend: str = "both", **options):
+        if legend not in ("both", "path", "loss"):
+            raise ValueError(f"Invalid legend: {legend!r} (must be 'both', 'path' or 'loss')")
+        defaults = dict(colors=None, excess=False, loss_floor=1e-12, cut_diverged=True,
+                        mark_diverged=False, max_loss_factor=30.0, min_loss_factor=1e-16,
+                        legend_loc="upper right")
+        unknown = set(options) - set(defaults)
+        if unknown:
+            raise TypeError(f"PathsAndLossesFrames got unknown option(s) {sorted(unknown)}; "
+                            f"it takes those of paths_and_losses_figure: {sorted(defaults)}")
+        self.surface, self.dpi = surface, dpi
+        self.options = {**defaults, **options, "legend": legend}
+        self.layout = dict(resolution=resolution, levels=levels, figsize=figsize)
+        self.fig = self._background = None
+
+    def __call__(self, paths: dict, *, title: str | None = None,
+                 loss_title: str | None = None) -> bytes:
+        if self.fig is None:
+            self._build(paths, title, loss_title)
+        else:
+            self._update(paths, title, loss_title)
+        return self._render()
+
+    def _dynamic(self):
+        """The path panel's artists that a frame redraws, in the panel's drawing order."""
+        ax = self.ax_path
+        artists = list(ax.lines) + [ax.title] + ([ax.legend_] if ax.legend_ else [])
+        return sorted(artists, key=lambda a: a.get_zorder())
+
+    def _build(self, paths, title, loss_title):
+        with plt.rc_context({"figure.dpi": self.dpi}):
+            self.fig = paths_and_losses_figure(self.surface, paths, title=title,
+                                               loss_title=loss_title, **self.options,
+                                               **self.layout)
+        plt.close(self.fig)  # owned by this object, not by pyplot: drawn on its own canvas
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(self.fig)
+        self.ax_path, self.ax_loss = self.fig.axes
+        self._minima = list(self.ax_path.lines[:len(self.surface.minima)])
+        # The background: everything but what frames redraw.  The title stays visible
+        # with no text, so that this full draw places it as every full draw would.
+        hidden = [a for a in self._dynamic() if a is not self.ax_path.title] + [self.ax_loss]
+        text = self.ax_path.title.get_text()
+        self.ax_path.title.set_text("")
+        for artist in hidden:
+            artist.set_visible(False)
+        self.fig.canvas.draw()
+        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        for artist in hidden:
+            artist.set_visible(True)
+        self.ax_path.title.set_text(text)
+
+    def _update(self, paths, title, loss_title):
+        ax_path, ax_loss = self.ax_path, self.ax_loss
+        for line in list(ax_path.lines):
+            if all(line is not m for m in self._minima):
+                line.remove()
+        if ax_path.legend_ is not None:
+            ax_path.legend_.remove()
+        # the text only: set_title would also reset the position that the first full
+        # draw gave the title
+        ax_path.title.set_text(_surface_title(self.surface, title))
+        # Empty the loss panel but keep its axes: clearing them (cla) would make
+        # matplotlib build every tick anew, a third of a frame's time.
+        for artist in [*ax_loss.lines, *ax_loss.texts, *ax_loss.collections]:
+            artist.remove()
+        if ax_loss.legend_ is not None:
+            ax_loss.legend_.remove()
+        ax_loss.set_title("")
+        ax_loss.relim()
+        ax_loss.set_autoscale_on(True)
+        _draw_paths_and_losses(ax_path, ax_loss, self.surface, paths, loss_title=loss_title,
+                               **self.options)
+
+    def _render(self) -> bytes:
+        from PIL import Image
+
+        canvas = self.fig.canvas
+        renderer = canvas.get_renderer()
+        canvas.restore_region(self._background)
+        for artist in self._dynamic():
+            self.ax_path.draw_artist(artist)
+        self.ax_loss.draw(renderer)
+        width, height = canvas.get_width_height()
+        image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw",
+                                 "RGBA", 0, 1)
+        buf = io.BytesIO()
+        image.save(buf, format="png", compress_level=6)
+        return buf.getvalue()
 
 
 # --- 8.3 momentum ------------------------------------------------------------------
