@@ -460,8 +460,9 @@ def gpu_benchmark(device, sizes, repeats, sync, compile_adam=True):
                 for impl, ts in samples.items():
                     ms = median_ms(ts) / per
                     diff = max((params[impl][k] - ref[k]).abs().max().item() for k in ref)
-                    results.append({"optimizer": name, "n": numbers, "layout": layout,
-                                    "arrays": len(shapes), "implementation": impl,
+                    results.append({"optimizer": name, "n": n, "numbers": numbers,
+                                    "layout": layout, "arrays": len(shapes),
+                                    "implementation": impl,
                                     "median_ms": ms, "floor_ms": floor_ms,
                                     "fraction_of_floor": floor_ms / ms,
                                     "max_abs_diff_from_readable": diff})

@@ -28,6 +28,7 @@ from optbook import optimizers as ob
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = ROOT / "benchmarks" / "optimizer_step.py"
 RECORDED = ROOT / "benchmarks" / "results" / "cpu-2core.json"
+RECORDED_CUDA = ROOT / "benchmarks" / "results" / "cuda-nvidia-h200.json"
 CASES = ["SGD", "Momentum", "Nesterov", "RMSprop", "AdaGrad", "Adam", "AdamW"]
 HP = {"SGD": dict(lr=0.03), "Momentum": dict(lr=0.03, beta=0.8),
       "Nesterov": dict(lr=0.03, beta=0.8, nesterov=True),
@@ -410,19 +411,42 @@ def test_page_is_written_for_the_recorded_file():
     named = re.search(r'RESULTS_SHA256 = "([0-9a-f]{64})"', page).group(1)
     assert named == hashlib.sha256(RECORDED.read_bytes()).hexdigest()
     assert 'RESULTS_FILE = "cpu-2core.json"' in page
+    cuda = re.search(r'CUDA_SHA256 = "([0-9a-f]{64})"', page).group(1)
+    assert cuda == hashlib.sha256(RECORDED_CUDA.read_bytes()).hexdigest()
+    assert f'CUDA_FILE = "{RECORDED_CUDA.name}"' in page
+
+
+def test_recorded_cuda_results_are_a_full_gpu_run():
+    """The page's GPU section reads this file: a full run on a GPU, every optimizer,
+    optbook's classes bitwise equal to the readable functions there too."""
+    results = json.loads(RECORDED_CUDA.read_text())
+    assert results["settings"]["quick"] is False and results["machine"]["cuda_device"]
+    steps = results["cuda"]["steps"]
+    assert {s["optimizer"] for s in steps} == {"Adam", "AdamW", "RMSprop", "Momentum"}
+    assert {s["layout"] for s in steps} == {"flat", "mixed"}
+    assert all(s["max_abs_diff_from_readable"] == 0 for s in steps
+               if s["implementation"] == "optbook class")
+    assert results["cuda"]["copy_GBps"] > 0 and all(s["median_ms"] > 0 for s in steps)
 
 
 # ------------------------------------------------------------------ the compiled kernels
-COMPILED_SHAPES = [(700, 1000), (5000,), (300_001,), (3,)]
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
 def test_compiled_numpy_path_is_bitwise_the_readable_step(case, dtype):
-    """Large NumPy steps run compiled by default; same operations, same rounding."""
-    opt, fast, slow, state = run_both(case, COMPILED_SHAPES, dtype, steps=3)
+    """Large NumPy arrays are updated compiled by default; same operations, same
+    rounding (a 3-number array takes the readable function, as always)."""
+    opt, fast, slow, state = run_both(case, [(700, 1000), (300_001,), (3,)], dtype, steps=3)
     assert not opt._scratch, "the chunked path was taken instead of the compiled one"
-    assert ob.compiled_status().startswith("on")
+    assert opt.kernel in ob._compiled and ob.compiled_status().startswith("on")
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
+@pytest.mark.parametrize("case", ["Adam", "Momentum"])
+def test_one_step_can_take_both_paths(case):
+    """Arrays from COMPILE_MIN numbers up compiled, smaller ones chunked, in one step."""
+    opt, fast, slow, state = run_both(case, [(ob.COMPILE_MIN,), (5000,), (70, 1000)],
+                                      np.float32, steps=3)
+    assert opt._scratch and opt.kernel in ob._compiled
     assert_bitwise_equal(opt, fast, slow, state)
 
 

@@ -396,6 +396,21 @@ def _compiled_kernel(kernel):
     return step
 
 
+_scalars = {}                    # float -> the same number as a 0-d float64 tensor
+
+
+def _scalar_tensor(torch, x):
+    """``x`` as a 0-d float64 tensor, reused: β, ε and a constant α recur every step."""
+    x = float(x)
+    key = x if x else (x, math.copysign(1.0, x))   # keep -0.0 apart from 0.0
+    tensor = _scalars.get(key)
+    if tensor is None:
+        if len(_scalars) > 1024:     # bias corrections and scheduled rates keep changing
+            _scalars.clear()
+        tensor = _scalars[key] = torch.tensor(x, dtype=torch.float64)
+    return tensor
+
+
 def _run_compiled(kernel, jobs) -> int:
     """Run the jobs through the compiled kernel; returns how many it ran (all of them,
     unless compiling failed, which happens before a job's arrays are touched)."""
@@ -403,16 +418,12 @@ def _run_compiled(kernel, jobs) -> int:
     import torch
 
     step = _compiled_kernel(kernel)
-    as_tensors = {}
     for done, (views, c) in enumerate(jobs):
         # the scalars as 0-d float64 tensors: the kernel derives 1 - β etc. in double,
         # as Python does, and each operation rounds them to the array's dtype, as NumPy
         # does; Python numbers would be compiled in as constants (one compile per step)
-        scalars = as_tensors.get(c)
-        if scalars is None:
-            scalars = as_tensors[c] = tuple(
-                torch.tensor(float(x), dtype=torch.float64)
-                if isinstance(x, numbers.Real) and not isinstance(x, bool) else x for x in c)
+        scalars = tuple(_scalar_tensor(torch, x) if isinstance(x, numbers.Real)
+                        and not isinstance(x, bool) else x for x in c)
         try:
             step(scalars, *(torch.from_numpy(v) for v in views))
         except Exception as error:  # no C++ compiler, or the compiler failed
