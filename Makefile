@@ -1,17 +1,17 @@
 # Two entry points (see README):  `make book`  and  `make test`.
 # Both start from a fresh clone: they create .venv, install requirements.txt, fetch the
-# browser assets from npm and (for tests) Debian's chromium.
+# browser assets from npm and (for tests) Debian's chromium, Fashion-MNIST and g++.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 BUILD_FLAGS := --all --warningiserror --nitpick --keep-going
 
-.PHONY: book test test-gpu setup vendor browser data lab playground clean
+.PHONY: book test test-gpu setup vendor browser data compiler lab playground clean
 
 book: setup
 	$(BIN)/jupyter-book build . $(BUILD_FLAGS)
 
-test: setup browser data
+test: setup browser data compiler
 	$(BIN)/python -m pytest
 
 # The CUDA paths and the CUDA benchmark, on a machine with an NVIDIA GPU and a CUDA
@@ -54,6 +54,12 @@ browser:
 data:
 	@test -d /usr/share/datasets/fashion-mnist || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
+
+# A C++ compiler for torch.compile, which builds optbook's one-pass optimizer kernels
+# (without one the optimizers fall back to their chunked NumPy path; the tests check both).
+compiler:
+	@command -v g++ >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++; }
 
 lab: setup
 	$(BIN)/jupyter lab
