@@ -488,7 +488,7 @@ _pool_lock = threading.Lock()
 
 
 def get_num_threads() -> int:
-    """How many threads a large NumPy step is split between: what
+    """How many threads a large chunked NumPy step is split between: what
     :func:`set_num_threads` set, by default 2 (or 1 on a single-CPU machine)."""
     if _threads is not None:
         return _threads
@@ -500,8 +500,10 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Split large NumPy steps between ``n`` threads (1: no threads).  The result does
-    not depend on it: every number is computed by exactly the same operations."""
+    """Split the chunked path's large NumPy steps between ``n`` threads (1: no
+    threads; the compiled kernels run on PyTorch's threads, ``torch.set_num_threads``).
+    The result does not depend on it: every number is computed by exactly the same
+    operations."""
     global _threads
     if not (_is_int(n) and n >= 1):
         raise ValueError(f"Invalid number of threads: {n!r} (must be an integer >= 1)")
