@@ -248,6 +248,26 @@ def test_canvas_frames_are_same_size_palette_pngs_and_do_not_pile_up():
     canvas.close()
 
 
+def test_canvas_frames_are_a_full_redraw_of_the_same_figure():
+    """png() draws on a kept image of the contours; a full redraw gives the same pixels."""
+    from PIL import Image
+
+    traj = playground.runs("rosenbrock", {n: {"lr": 0.002} for n in ("SGD", "Momentum", "Adam")},
+                           steps=60)
+    canvas = playground.PlaygroundCanvas("rosenbrock", dpi=50)
+    for name in ("SGD", "Adam", "Momentum"):
+        frame = canvas.png(traj, name, title=f"{name} frame", colors=256)
+    canvas.fig.canvas.draw()
+    full = np.asarray(canvas.fig.canvas.buffer_rgba())[..., :3]
+    kept = np.asarray(Image.open(io.BytesIO(frame)).convert("RGB"))
+    # the palette (≤ 256 colours) is computed from the image: compare after quantising
+    # the full redraw the same way
+    reference = np.asarray(Image.open(io.BytesIO(playground._palette_png(
+        Image.fromarray(np.ascontiguousarray(full)), 256))).convert("RGB"))
+    assert np.array_equal(kept, reference)
+    canvas.close()
+
+
 def test_compact_png_is_a_smaller_palette_png():
     from PIL import Image
     from optbook.plotting import figure_png

@@ -40,7 +40,7 @@ import numpy as np
 from matplotlib.ticker import LogFormatter, NullFormatter
 
 from .optimizers import OPTIMIZERS
-from .plotting import color_of, contour_figure
+from .plotting import Backdrop, color_of, contour_figure, empty_axes
 from .surfaces import SURFACES, Surface, trajectory
 
 #: The optimizers in the order the controls list them (the four of exercise E first).
@@ -183,6 +183,7 @@ class PlaygroundCanvas:
         self.ax_path.grid(False)  # the contours are grid enough
         self.fig.subplots_adjust(left=0.07, right=0.985, bottom=0.13, top=0.91, wspace=0.3)
         self._drawn = []
+        self._backdrop = None    # made at the first png()
 
     def draw(self, trajectories: Mapping, selected: str, *, title: str | None = None,
              loss_title: str | None = None):
@@ -212,8 +213,8 @@ class PlaygroundCanvas:
         if note:
             self._drawn.append(ax.text(0.02, 0.02, note, transform=ax.transAxes, fontsize=9,
                                        color="#b91c1c"))
-        ax.set_title(title or f"{selected} on {self.surface.name}", fontsize=10)
-        self.ax_loss.clear()
+        ax.title.set_text(title or f"{selected} on {self.surface.name}")  # keeps its place
+        empty_axes(self.ax_loss)
         draw_loss_curves(self.ax_loss, self.surface, trajectories, selected=selected,
                          title=loss_title)
         return self.fig
@@ -222,14 +223,15 @@ class PlaygroundCanvas:
             loss_title: str | None = None, colors: int = 32) -> bytes:
         """One frame as PNG bytes with an adaptive palette of ``colors`` colours (a
         third of the size of a full-colour PNG), e.g. for
-        :func:`optbook.widgets.frame_slider`."""
+        :func:`optbook.widgets.frame_slider`.  Drawn on a kept image of the contours
+        (:class:`optbook.plotting.Backdrop`): the same pixels as a full redraw."""
         from PIL import Image
 
         _check_colors(colors)
         self.draw(trajectories, selected, title=title, loss_title=loss_title)
-        self.fig.canvas.draw()
-        image = Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba())).convert("RGB")
-        return _palette_png(image, colors)
+        if self._backdrop is None:   # the contours and the path panel's axes, kept
+            self._backdrop = Backdrop(self.fig, self.ax_path, [self.ax_loss])
+        return _palette_png(self._backdrop.image().convert("RGB"), colors)
 
     def close(self) -> None:
         plt.close(self.fig)
