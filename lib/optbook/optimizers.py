@@ -49,8 +49,8 @@ simply use the readable function.
 **One pass: the same kernels, compiled.**  Even from the cache, a dozen passes cost a
 dozen times one.  NumPy arrays of at least :data:`COMPILE_MIN` numbers are therefore
 updated by the same kernel functions run through ``torch.compile`` (on NumPy's memory,
-without copying): the compiler fuses the dozen operations into one loop that reads each number
-once and writes it once, as a hand-written C kernel would.  It performs the same
+without copying): the compiler fuses the dozen operations into one loop that reads each
+number once and writes it once, as a hand-written C kernel would.  It performs the same
 IEEE operations on the same float32/float64 values in the same order (the scalars are
 rounded to the array's type as NumPy rounds them, the square root is the correctly
 rounded one NumPy uses, nothing is contracted into fused multiply-adds), so the results
@@ -333,13 +333,12 @@ def set_compiled(enabled: bool | None) -> None:
 
 def compiled_status() -> str:
     """Whether NumPy steps run compiled here, and if not, why."""
+    smallest = _compiled_min()
     if _compile_failure is not None:
         return f"off: compiling failed here ({_compile_failure})"
-    if _compile_setting is False:
-        return "off: set_compiled(False)"
-    if _compile_setting is None and os.environ.get("OPTBOOK_COMPILE", "1") == "0":
-        return "off: OPTBOOK_COMPILE=0"
-    when = "every NumPy array" if _compile_setting else f"NumPy arrays of {COMPILE_MIN:,}+ numbers"
+    if smallest == math.inf:
+        return "off: set_compiled(False)" if _compile_setting is False else "off: OPTBOOK_COMPILE=0"
+    when = "every NumPy array" if smallest == 0 else f"NumPy arrays of {COMPILE_MIN:,}+ numbers"
     return f"on for {when} ({len(_compiled)} kernel(s) compiled so far)"
 
 

@@ -272,8 +272,7 @@ def paths_and_losses_figure(surface, paths: dict, *, title: str | None = None,
     matplotlib.  ``legend`` puts the legend on ``"both"`` panels, only the ``"path"``
     panel or only the ``"loss"`` panel, at ``legend_loc``.
     """
-    if legend not in ("both", "path", "loss"):
-        raise ValueError(f"Invalid legend: {legend!r} (must be 'both', 'path' or 'loss')")
+    _check_legend(legend)
     fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize,
                                            gridspec_kw={"width_ratios": [1.3, 1.0]})
     _draw_surface(ax_path, surface, resolution=resolution, levels=levels, title=title)
@@ -284,6 +283,11 @@ def paths_and_losses_figure(surface, paths: dict, *, title: str | None = None,
                            legend=legend, legend_loc=legend_loc)
     fig.tight_layout()
     return fig
+
+
+def _check_legend(legend) -> None:
+    if legend not in ("both", "path", "loss"):
+        raise ValueError(f"Invalid legend: {legend!r} (must be 'both', 'path' or 'loss')")
 
 
 def _draw_paths_and_losses(ax_path, ax_loss, surface, paths, *, loss_title, colors, excess,
@@ -420,21 +424,25 @@ class PathsAndLossesFrames:
     size and layout of the first (no per-frame tight cropping).
     """
 
-    def __init__(self, surface, *, dpi: int = 90, resolution: int = 201, levels: int = 25,
-                 figsize=(11.0, 4.2), legend: str = "both", **options):
-        if legend not in ("both", "path", "loss"):
-            raise ValueError(f"Invalid legend: {legend!r} (must be 'both', 'path' or 'loss')")
-        defaults = dict(colors=None, excess=False, loss_floor=1e-12, cut_diverged=True,
-                        mark_diverged=False, max_loss_factor=30.0, min_loss_factor=1e-16,
-                        legend_loc="upper right")
+    #: What is fixed when the figure is built; the other options are needed per frame.
+    LAYOUT = ("resolution", "levels", "figsize")
+
+    def __init__(self, surface, *, dpi: int = 90, **options):
+        import inspect
+
+        # paths_and_losses_figure's own keyword options and defaults, but the per-frame
+        # title and loss_title
+        defaults = {name: p.default for name, p in
+                    inspect.signature(paths_and_losses_figure).parameters.items()
+                    if p.kind is p.KEYWORD_ONLY and name not in ("title", "loss_title")}
         unknown = set(options) - set(defaults)
         if unknown:
             raise TypeError(f"PathsAndLossesFrames got unknown option(s) {sorted(unknown)}; "
                             f"it takes those of paths_and_losses_figure: {sorted(defaults)}")
+        self.options = {**defaults, **options}
+        _check_legend(self.options["legend"])
         self.surface, self.dpi = surface, dpi
-        self.options = {**defaults, **options, "legend": legend}
-        self.layout = dict(resolution=resolution, levels=levels, figsize=figsize)
-        self.fig = self._background = None
+        self.fig = self._backdrop = None
 
     def __call__(self, paths: dict, *, title: str | None = None,
                  loss_title: str | None = None) -> bytes:
@@ -447,8 +455,7 @@ class PathsAndLossesFrames:
     def _build(self, paths, title, loss_title):
         with plt.rc_context({"figure.dpi": self.dpi}):
             self.fig = paths_and_losses_figure(self.surface, paths, title=title,
-                                               loss_title=loss_title, **self.options,
-                                               **self.layout)
+                                               loss_title=loss_title, **self.options)
         plt.close(self.fig)  # owned by this object, not by pyplot: drawn on its own canvas
         self.ax_path, self.ax_loss = self.fig.axes
         self._backdrop = Backdrop(self.fig, self.ax_path, [self.ax_loss])
@@ -462,8 +469,9 @@ class PathsAndLossesFrames:
             ax_path.legend_.remove()
         ax_path.title.set_text(_surface_title(self.surface, title))
         empty_axes(self.ax_loss)
+        per_frame = {k: v for k, v in self.options.items() if k not in self.LAYOUT}
         _draw_paths_and_losses(ax_path, self.ax_loss, self.surface, paths,
-                               loss_title=loss_title, **self.options)
+                               loss_title=loss_title, **per_frame)
 
     def _render(self) -> bytes:
         buf = io.BytesIO()
