@@ -15,9 +15,9 @@ flat array and as ~50 arrays of mixed sizes (like the weights and biases of a ne
   - optbook's readable step functions (``adam_step`` ...: state in place, temporaries),
   - NumPy in place (the same operations with ``out=``, whole arrays, full-size scratch),
   - NumPy in place in cache-sized chunks (32 Ki numbers, one thread),
-  - the optbook classes on NumPy arrays: as they run by default (large steps as one
-    compiled kernel, see optbook.optimizers) and with compiling off (cache-sized chunks
-    on ``--threads`` threads), and on torch tensors,
+  - the optbook classes on NumPy arrays: as they run by default (the whole step as one
+    C loop generated from the kernel, see optbook.onepass) and with that off (cache-sized
+    chunks), both on ``--threads`` threads, and on torch tensors,
   - ``torch.optim`` with ``foreach=True`` and with ``fused=True``
   (times are medians of interleaved repetitions: every implementation is timed once per
   round, so a slow moment of a shared machine hits all of them alike);
@@ -323,7 +323,7 @@ def step_benchmark(name, n, layout, shapes, threads, repeats):
 
     def numpy_step(impl, opt, compiled=None):
         def run():
-            ob.set_compiled(compiled)  # None: optbook's default (compiled for large steps)
+            ob.set_compiled(compiled)  # None: optbook's default (the C loop)
             opt.update(params[impl], grads)
         return run
 
@@ -636,7 +636,7 @@ def main(argv=None):
     results = {"machine": info, "settings": {
         "quick": args.quick, "sizes": sizes, "repeats": repeats, "dtype": "float32",
         "threads": args.threads, "chunk_bytes": ob.CHUNK_BYTES,
-        "compile_min": ob.COMPILE_MIN,
+        "c_loop": ob.compiled_status().split(" (")[0],
         "torch_chunk_bytes": ob.TORCH_CHUNK_BYTES, "small_array": ob.SMALL_ARRAY,
         "mixed_arrays": {n: len(mixed_shapes(n)) for n in sizes},
         "command": "python benchmarks/optimizer_step.py" + (" --quick" if args.quick else "")},

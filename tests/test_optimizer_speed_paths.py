@@ -1,10 +1,10 @@
 """The optimizers' fast paths: the classes run the readable step functions' operations
 with ``out=`` through a fixed scratch buffer, chunk by chunk (and, on NumPy, on several
-threads), or, for large NumPy steps, as one kernel compiled by ``torch.compile``.
-Checked here: results bitwise equal to the readable functions on every path; which path
-a step takes; the fall-back when compiling fails; no per-step allocation that grows
-with the number of parameters; the benchmark script runs and writes the results file
-the page reads.  No timing is asserted anywhere."""
+threads), or, for NumPy arrays, as one C loop generated from the same kernel
+(:mod:`optbook.onepass`).  Checked here: results bitwise equal to the readable functions
+on every path; which path a step takes; the fall-back when the C loop cannot be built;
+no per-step allocation that grows with the number of parameters; the benchmark script
+runs and writes the results file the page reads.  No timing is asserted anywhere."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import torch
 from numpy.testing import assert_array_equal
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from optbook import onepass
 from optbook import optimizers as ob
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,10 +111,33 @@ def chunked():
 
 @pytest.fixture
 def compiled():
-    """Every NumPy step compiled, whatever its size."""
+    """The C loop for NumPy steps, even where OPTBOOK_COMPILE=0 is set."""
     ob.set_compiled(True)
     yield
     ob.set_compiled(None)
+
+
+@pytest.fixture
+def loop_calls(monkeypatch):
+    """Every call of a C loop, as the number of jobs (arrays or parts of arrays) it ran."""
+    calls = []
+    original = onepass.CKernel.__call__
+
+    def spy(self, jobs, check=True):
+        calls.append(len(jobs))
+        return original(self, jobs, check)
+
+    monkeypatch.setattr(onepass.CKernel, "__call__", spy)
+    return calls
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch, tmp_path):
+    """An empty disk cache and no loop built yet in this process."""
+    monkeypatch.setenv("OPTBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(onepass, "_kernels", {})
+    monkeypatch.setattr(ob, "_compile_failure", None)
+    return tmp_path / "cache"
 
 
 @pytest.fixture(params=[1, 2, 3], ids=lambda n: f"{n}-threads")
@@ -130,7 +154,8 @@ MIXED = [(37, 29), (1,), (4097,), (3, 5, 7), (2048,), (1000, 3)]
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_fast_numpy_path_is_bitwise_the_readable_step(case, dtype, small_chunks, threads):
+def test_fast_numpy_path_is_bitwise_the_readable_step(case, dtype, small_chunks, threads,
+                                                      chunked):
     opt, fast, slow, state = run_both(case, MIXED, dtype)
     assert opt._scratch, "the fast path was not taken"
     assert_bitwise_equal(opt, fast, slow, state)
@@ -156,8 +181,11 @@ def test_real_chunk_sizes_and_threads(case, threads, chunked):
     assert_bitwise_equal(opt, fast, slow, state)
 
 
-def test_arrays_the_fast_path_cannot_take_use_the_readable_step(small_chunks):
+@pytest.mark.parametrize("path", ["chunked", "compiled"])
+def test_arrays_the_fast_path_cannot_take_use_the_readable_step(small_chunks, path, request,
+                                                                loop_calls):
     """0-d, non-contiguous, and a gradient of another dtype: results as before."""
+    request.getfixturevalue(path)
     rng = np.random.default_rng(1)
     base = rng.standard_normal((300, 200))
     cases = {"zero_d": (np.array(2.0), np.array(0.5)),
@@ -173,7 +201,7 @@ def test_arrays_the_fast_path_cannot_take_use_the_readable_step(small_chunks):
                                                                 np.zeros_like(theta))),
                          t, 0.01, 0.9, 0.999, 1e-8)
         assert_array_equal(fast["w"], slow["w"], strict=True)
-        assert not opt._scratch, name
+        assert not opt._scratch and not loop_calls, name
 
 
 def test_torch_parameters_that_require_grad_take_the_fast_path():
@@ -194,7 +222,7 @@ def test_torch_parameters_that_require_grad_take_the_fast_path():
         assert torch.equal(p, q)
 
 
-def test_subclass_that_overrides_apply_is_not_bypassed():
+def test_subclass_that_overrides_apply_is_not_bypassed(loop_calls):
     """A subclass may change apply (the readable step); the fast kernel, which mirrors
     the parent's apply, must then stay out of its way."""
     calls = []
@@ -206,7 +234,7 @@ def test_subclass_that_overrides_apply_is_not_bypassed():
 
     opt = LoggedAdam(lr=0.01)
     opt.update({"w": np.ones(10_000)}, {"dw": np.ones(10_000)})
-    assert calls == [10_000] and not opt._scratch
+    assert calls == [10_000] and not opt._scratch and not loop_calls
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])
@@ -429,31 +457,56 @@ def test_recorded_cuda_results_are_a_full_gpu_run():
     assert results["cuda"]["copy_GBps"] > 0 and all(s["median_ms"] > 0 for s in steps)
 
 
-# ------------------------------------------------------------------ the compiled kernels
+# ---------------------------------------------------------------------- the C loop
+def built(kernel):
+    return any(key[0] is kernel for key in onepass._kernels)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_compiled_numpy_path_is_bitwise_the_readable_step(case, dtype):
-    """Large NumPy arrays are updated compiled by default; same operations, same
-    rounding (a 3-number array takes the readable function, as always)."""
-    opt, fast, slow, state = run_both(case, [(700, 1000), (300_001,), (3,)], dtype, steps=3)
-    assert not opt._scratch, "the chunked path was taken instead of the compiled one"
-    assert opt.kernel in ob._compiled and ob.compiled_status().startswith("on")
+def test_c_loop_is_bitwise_the_readable_step(case, dtype, threads, loop_calls):
+    """NumPy steps run as one C loop by default, arrays of every size in one call (or
+    one per thread, the arrays cut between them): same operations, same rounding."""
+    shapes = [(700, 1000), (300_001,), (3,), *MIXED]
+    opt, fast, slow, state = run_both(case, shapes, dtype, steps=3)
+    assert not opt._scratch, "the chunked path was taken instead of the C loop"
+    assert built(opt.kernel) and ob.compiled_status().startswith("on")
+    assert sum(loop_calls) >= 3 * len(shapes) and len(loop_calls) <= 3 * threads
     assert_bitwise_equal(opt, fast, slow, state)
 
 
-@pytest.mark.parametrize("case", ["Adam", "Momentum"])
-def test_one_step_can_take_both_paths(case):
-    """Arrays from COMPILE_MIN numbers up compiled, smaller ones chunked, in one step."""
-    opt, fast, slow, state = run_both(case, [(ob.COMPILE_MIN,), (5000,), (70, 1000)],
-                                      np.float32, steps=3)
-    assert opt._scratch and opt.kernel in ob._compiled
+def test_many_tiny_arrays_are_one_call(loop_calls):
+    """Fifty arrays of 1 to 50 numbers: one loop call per step, not fifty per operation."""
+    opt, fast, slow, state = run_both("Adam", [(k,) for k in range(1, 51)], np.float32,
+                                      steps=2)
+    assert loop_calls == [50, 50]
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
+def test_dtypes_without_a_c_loop_take_the_chunked_path(loop_calls):
+    """float16 has no C loop: those arrays are chunked, float32 ones looped, one step."""
+    rng = np.random.default_rng(3)
+    fast = {"a": rng.standard_normal(5000).astype(np.float16),
+            "b": rng.standard_normal(6000).astype(np.float32)}
+    slow = {k: v.copy() for k, v in fast.items()}
+    opt, state = make("Adam"), {}
+    for t in (1, 2):
+        grads = {"d" + k: (rng.standard_normal(v.shape) * 0.1).astype(v.dtype)
+                 for k, v in fast.items()}
+        opt.update(fast, grads)
+        readable_update("Adam", slow, grads, state, t, HP["Adam"]["lr"])
+    assert loop_calls == [1, 1] and ("numpy", np.dtype(np.float16), None, 0) in opt._scratch
     assert_bitwise_equal(opt, fast, slow, state)
 
 
 @pytest.mark.parametrize("case", ["Adam", "Nesterov", "AdaGrad"])
-def test_compiled_with_a_schedule_and_small_arrays(case, compiled, small_chunks):
-    """set_compiled(True) compiles small steps too; a schedule changes α every step
-    (the scalars are inputs of the compiled kernel, not constants baked into it)."""
+def test_c_loop_with_a_schedule(case, monkeypatch):
+    """A schedule changes α every step: the scalars are inputs of the loop, not
+    constants in its code, so it is built once, not once per step."""
+    builds = []
+    original = onepass._build
+    monkeypatch.setattr(onepass, "_kernels", {})
+    monkeypatch.setattr(onepass, "_build", lambda source: builds.append(source) or original(source))
     hp = dict(HP[case])
     lr0 = hp["lr"]
     hp["lr"] = lambda k: lr0 * 0.9**k
@@ -466,42 +519,143 @@ def test_compiled_with_a_schedule_and_small_arrays(case, compiled, small_chunks)
         grads = {"d" + k: rng.standard_normal(v.shape).astype(np.float32) for k, v in fast.items()}
         opt.update(fast, grads)
         readable_update(case, slow, grads, state, t, hp["lr"](t - 1))
-    assert not opt._scratch
+    assert len(builds) == 1 and not opt._scratch
     assert_bitwise_equal(opt, fast, slow, state)
 
 
-def test_steps_below_compile_min_stay_chunked(small_chunks):
-    opt, fast, slow, state = run_both("Adam", [(ob.COMPILE_MIN // 2 - 1,)], np.float32, steps=2)
-    assert opt._scratch
+def test_a_parameter_added_later_has_its_own_bias_correction(loop_calls):
+    """Adam's t is per key: a key that joins at step 3 starts at t = 1 inside the same
+    loop call (its scalars are its own)."""
+    rng = np.random.default_rng(8)
+    fast = {"a": rng.standard_normal(3000).astype(np.float32)}
+    slow = {"a": fast["a"].copy()}
+    opt, state = make("Adam"), {}
+    t_of = {}
+    for step in range(1, 5):
+        if step == 3:
+            fast["b"] = rng.standard_normal(2000).astype(np.float32)
+            slow["b"] = fast["b"].copy()
+        grads = {"d" + k: rng.standard_normal(v.shape).astype(np.float32) for k, v in fast.items()}
+        opt.update(fast, grads)
+        for key in slow:
+            t_of[key] = t_of.get(key, 0) + 1
+            readable_update("Adam", {key: slow[key]}, {"d" + key: grads["d" + key]}, state,
+                            t_of[key], HP["Adam"]["lr"])
+    assert loop_calls == [1, 1, 2, 2] and opt.state["b"]["t"] == 2
     assert_bitwise_equal(opt, fast, slow, state)
 
 
-def test_compiling_can_be_switched_off_by_the_environment(monkeypatch):
+def test_split_between_threads_covers_every_number_once():
+    rng = np.random.default_rng(0)
+    sizes = [int(x) for x in rng.integers(1, 5000, 40)] + [100_000, 1]
+    arrays = [np.zeros(n) for n in sizes]
+    jobs = [([a], (float(i),)) for i, a in enumerate(arrays)]
+    total = sum(sizes)
+    for parts in (1, 2, 3, 7):
+        split = ob._split(jobs, parts)
+        assert len(split) == parts
+        counts = [sum(views[0].shape[0] for views, _ in part) for part in split]
+        assert sum(counts) == total and max(counts) - min(counts) <= 1 + total // parts // 100
+        for part in split:
+            for views, (i,) in part:
+                views[0] += 1.0 + i  # marks each number with its array's index
+        for i, a in enumerate(arrays):
+            assert np.all(a == 1.0 + i), (parts, i)
+            a[:] = 0
+
+
+def test_compiling_can_be_switched_off_by_the_environment(monkeypatch, loop_calls):
     monkeypatch.setenv("OPTBOOK_COMPILE", "0")
-    opt, fast, slow, state = run_both("RMSprop", [(ob.COMPILE_MIN,)], np.float32, steps=2)
-    assert opt._scratch and ob.compiled_status() == "off: OPTBOOK_COMPILE=0"
+    opt, fast, slow, state = run_both("RMSprop", [(70_000,), (9,)], np.float32, steps=2)
+    assert opt._scratch and not loop_calls
+    assert ob.compiled_status() == "off: OPTBOOK_COMPILE=0"
     assert_bitwise_equal(opt, fast, slow, state)
 
 
-def test_a_failed_compile_falls_back_once_with_a_warning(monkeypatch):
-    """No C++ compiler (simulated): the step warns, takes the chunked path, and updates
-    every array exactly once; later steps do not try again."""
+def test_without_a_c_compiler_the_step_falls_back_once_with_a_warning(monkeypatch, fresh_cache):
+    """No C compiler (simulated): the step warns, takes the chunked path, and updates
+    every array exactly once; later steps and optimizers do not try again."""
     attempts = []
 
-    def broken(kernel):
-        def step(*args):
-            attempts.append(kernel)
-            raise RuntimeError("simulated: no C++ compiler found")
-        return step
+    def no_compiler():
+        attempts.append(1)
+        raise onepass.CompileError("simulated: no C compiler found")
 
-    monkeypatch.setattr(ob, "_compiled_kernel", broken)
-    monkeypatch.setattr(ob, "_compile_failure", None)
-    with pytest.warns(RuntimeWarning, match="compiling the optimizer step failed"):
-        opt, fast, slow, state = run_both("AdamW", [(400, 1000), (300_000,)], np.float32,
-                                          steps=3)
+    monkeypatch.setattr(onepass, "_compiler", no_compiler)
+    with pytest.warns(RuntimeWarning, match="C loop failed.*no C compiler"):
+        opt, fast, slow, state = run_both("AdamW", [(400, 1000), (300,)], np.float32, steps=3)
     assert len(attempts) == 1 and opt._scratch
     assert_bitwise_equal(opt, fast, slow, state)
-    assert "simulated: no C++ compiler" in ob.compiled_status()
+    assert "simulated: no C compiler" in ob.compiled_status()
+    opt, fast, slow, state = run_both("Momentum", [(5000,)], np.float64, steps=2)
+    assert len(attempts) == 1 and opt._scratch
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
+def test_a_compiler_that_fails_names_itself(monkeypatch, fresh_cache, tmp_path):
+    """A compiler that exits with an error: CompileError with its name and message."""
+    fake = tmp_path / "broken-cc"
+    fake.write_text("#!/bin/sh\necho 'fatal: simulated failure' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    with pytest.raises(onepass.CompileError, match="broken-cc failed: fatal: simulated"):
+        onepass.compile_kernel(ob._sgd_kernel, (0.1,), (), np.float32)
+    assert not list(fresh_cache.glob("*.so"))  # no half-written library left behind
+
+
+def test_built_loops_are_cached_on_disk(monkeypatch, fresh_cache):
+    """The second process (here: an emptied in-process table) loads the library built
+    by the first instead of running the compiler again."""
+    first = onepass.compile_kernel(ob._rmsprop_kernel, (0.1, 0.9, 1e-8), ("v",), np.float64)
+    assert first.library.parent == fresh_cache and first.library.exists()
+    monkeypatch.setattr(onepass, "_kernels", {})
+    monkeypatch.setattr(onepass.subprocess, "run", lambda *a, **k: pytest.fail("compiled again"))
+    again = onepass.compile_kernel(ob._rmsprop_kernel, (0.2, 0.5, 1e-7), ("v",), np.float64)
+    assert again.library == first.library
+
+
+def test_an_unusable_cache_directory_falls_back_to_a_temporary_one(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("OPTBOOK_CACHE", str(blocker / "cache"))
+    monkeypatch.setattr(onepass, "_kernels", {})
+    step = onepass.compile_kernel(ob._sgd_kernel, (0.5,), (), np.float32)
+    theta, g = np.ones(10, np.float32), np.full(10, 2.0, np.float32)
+    step([([theta, g], (0.5,))])
+    assert np.all(theta == 0.0) and not str(step.library).startswith(str(blocker))
+
+
+def test_c_source_is_the_kernel_line_by_line():
+    """The generated loop body is the kernel's operations, in order, one per line."""
+    source = onepass.c_source(ob._adam_kernel, (1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001),
+                              ("m", "v"), np.float64)
+    body = [line.strip() for line in source.splitlines() if line.strip().startswith(
+        ("m =", "v =", "s =", "r =", "theta ="))]
+    assert body == ["m = m * k0;", "s = g * k1;", "m = m + s;", "v = v * k2;",
+                    "s = g * k3;", "s = s * g;", "v = v + s;", "s = m / k4;",
+                    "r = v / k5;", "r = sqrt(r);", "r = r + k6;", "s = s * k7;",
+                    "s = s / r;", "theta = theta - s;"]
+    assert "const double k1 = (double)((1.0 - c[1]));" in source  # 1 - β1, in double
+
+
+@pytest.mark.parametrize("dtype, buffers, message", [
+    (np.float16, ("m",), "no C loop for dtype float16"),
+    (np.float32, ("m", "theta"), "'theta' cannot name a C variable"),
+    (np.float32, ("m", "bad name"), "'bad name' cannot name a C variable")])
+def test_c_source_rejects_what_it_cannot_write(dtype, buffers, message):
+    with pytest.raises(ValueError, match=message):
+        onepass.c_source(ob._momentum_kernel, (0.1, 0.9, False), buffers, dtype)
+
+
+def test_c_loop_checks_its_jobs():
+    step = onepass.compile_kernel(ob._momentum_kernel, (0.1, 0.9, False), ("m",), np.float32)
+    a = np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="same length"):
+        step([([a, a[:4].copy(), a.copy()], (0.1, 0.9, False))])
+    with pytest.raises(ValueError, match="1-d contiguous float32 arrays, 3 of them"):
+        step([([a, a.astype(np.float64), a.copy()], (0.1, 0.9, False))])
+    with pytest.raises(ValueError, match="1-d contiguous float32 arrays, 3 of them"):
+        step([([a, a.copy()], (0.1, 0.9, False))])
 
 
 @pytest.mark.parametrize("bad", [1, "yes", 0.0])

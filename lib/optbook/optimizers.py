@@ -43,25 +43,25 @@ a ufunc); on torch tensors the same operations run as torch's ``out=`` ops, whic
 PyTorch parallelises itself.  Because the operations and their order are those of the
 readable functions, the classes' results are *bitwise identical* to them (the tests
 check it); arrays the fast path cannot take (0-d, non-contiguous, mixed dtypes or
-devices) and arrays too small to gain from it (under :data:`SMALL_ARRAY` numbers)
-simply use the readable function.
+devices) and, on these paths, arrays too small to gain from them (under
+:data:`SMALL_ARRAY` numbers) simply use the readable function.
 
-**One pass: the same kernels, compiled.**  Even from the cache, a dozen passes cost a
-dozen times one.  NumPy arrays of at least :data:`COMPILE_MIN` numbers are therefore
-updated by the same kernel functions run through ``torch.compile`` (on NumPy's memory,
-without copying): the compiler fuses the dozen operations into one loop that reads each
-number once and writes it once, as a hand-written C kernel would.  It performs the same
-IEEE operations on the same float32/float64 values in the same order (the scalars are
-rounded to the array's type as NumPy rounds them, the square root is the correctly
-rounded one NumPy uses, nothing is contracted into fused multiply-adds), so the results
-are still bitwise those of the readable functions: the tests check this too.  The first
-such step compiles the kernel (seconds; PyTorch caches the result on disk) and needs a
-C++ compiler; where compiling fails, the classes fall back to the chunked NumPy path
-with one warning (:func:`compiled_status` says why).  :func:`set_compiled` turns the
-compiled path on or off (``OPTBOOK_COMPILE=0`` in the environment turns it off).  It
-runs on PyTorch's threads (``torch.set_num_threads``).  Torch tensors keep the ``out=``
-path: eager PyTorch's float32 square root on the CPU is not always correctly rounded,
-so a compiled kernel could not match the readable functions there bit for bit.
+**One pass: the same kernels, as one C loop.**  Even from the cache, a dozen passes cost
+a dozen times one, and a network's fifty small arrays cost fifty Python calls per
+operation.  So NumPy steps (float32 and float64) run the same kernel functions traced
+into C (:mod:`optbook.onepass`): each operation becomes one line of a loop over the
+numbers of *every* array of the step, which reads each number once and writes it once,
+in one call for the whole step (one per thread on large steps), as ``torch.optim``'s
+``fused`` steps do.  It performs the same IEEE operations on the same values in the same
+order (scalars rounded to the array's type as NumPy rounds them, the correctly rounded
+square root, no fused multiply-adds), so the results are still bitwise those of the
+readable functions: the tests check this too.  The first step builds the loop (a
+fraction of a second, kept in a disk cache) and needs a C compiler; where that fails,
+the classes fall back to the chunked NumPy path with one warning
+(:func:`compiled_status` says why).  :func:`set_compiled` turns the loop on or off
+(``OPTBOOK_COMPILE=0`` in the environment turns it off).  Torch tensors keep the
+``out=`` path: eager PyTorch's float32 square root on the CPU is not always correctly
+rounded, so no loop could match the readable functions there bit for bit.
 
 The page "How fast can an optimizer step be?" measures all of this against
 ``torch.optim``'s ``foreach`` and ``fused`` steps (``benchmarks/optimizer_step.py``).
@@ -71,20 +71,19 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import os
 import threading
-import types
 import warnings
 
 import numpy as np
 
+from . import onepass
 from ._checks import is_int as _is_int, is_real as _is_real
 
 __all__ = ["GradientError", "Optimizer", "SGD", "MomentumSGD", "RMSprop", "AdaGrad",
            "Adam", "AdamW", "OPTIMIZERS", "sgd_step", "momentum_step", "rmsprop_step",
            "adagrad_step", "adam_step", "adamw_step", "zeros_like", "CHUNK_BYTES",
-           "COMPILE_MIN", "get_num_threads", "set_num_threads", "set_compiled",
+           "get_num_threads", "set_num_threads", "set_compiled",
            "compiled_status"]
 
 
@@ -165,9 +164,10 @@ CHUNK_BYTES = 512 * 1024
 #: to avoid is launching kernels (each operation on each chunk is one launch), so
 #: chunks are large there.
 TORCH_CHUNK_BYTES = {"cpu": 1024 * 1024, "cuda": 64 * 1024 * 1024}
-#: Arrays with fewer numbers than this take the readable step function even when the
-#: fast path could: their temporaries are small, and the fast path's bookkeeping
-#: (views, chunks, scratch) would cost more than the allocations it saves.
+#: On the chunked and torch paths, arrays with fewer numbers than this take the readable
+#: step function: their temporaries are small, and the bookkeeping (views, chunks,
+#: scratch) would cost more than the allocations it saves.  (The C loop takes arrays of
+#: every size: each costs it one more row of pointers.)
 SMALL_ARRAY = 4096
 #: A NumPy step is split between threads only if it covers at least this many chunks:
 #: waking a thread costs tens of microseconds, more than a small step takes.
@@ -311,20 +311,14 @@ def _run_range(kernel, xp, jobs, lo, hi, chunk, s, r):
 
 
 # ------------------------------------------------------------- the same kernels, compiled
-#: NumPy arrays of at least this many numbers are updated by the compiled kernels (see
-#: the module's introduction); smaller ones take the chunked path, because a call of a
-#: compiled function costs tens of microseconds, more than it saves on a small array.
-COMPILE_MIN = 1 << 16
 _compile_setting = None          # set_compiled: None automatic, True/False forced
-_compiled = {}                   # kernel -> its compiled step
-_compile_failure = None          # why compiling failed here (then: never tried again)
+_compile_failure = None          # why building failed here (then: never tried again)
 
 
 def set_compiled(enabled: bool | None) -> None:
-    """``True``: update NumPy arrays with the compiled kernels whatever their size (if
-    compiling works here); ``False``: never (the chunked NumPy path); ``None``: the
-    default, arrays of :data:`COMPILE_MIN` numbers or more, unless ``OPTBOOK_COMPILE=0``
-    is set."""
+    """``True``: update NumPy arrays with the kernels built as C loops (if a C compiler
+    is there); ``False``: never (the chunked NumPy path); ``None``: the default, on
+    unless ``OPTBOOK_COMPILE=0`` is set."""
     global _compile_setting
     if enabled is not None and not isinstance(enabled, bool):
         raise ValueError(f"Invalid compiled setting: {enabled!r} (must be True, False or None)")
@@ -332,106 +326,72 @@ def set_compiled(enabled: bool | None) -> None:
 
 
 def compiled_status() -> str:
-    """Whether NumPy steps run compiled here, and if not, why."""
-    smallest = _compiled_min()
+    """Whether NumPy steps run as C loops here, and if not, why."""
     if _compile_failure is not None:
-        return f"off: compiling failed here ({_compile_failure})"
-    if smallest == math.inf:
+        return f"off: building the C loop failed here ({_compile_failure})"
+    if not _compiled_on():
         return "off: set_compiled(False)" if _compile_setting is False else "off: OPTBOOK_COMPILE=0"
-    when = "every NumPy array" if smallest == 0 else f"NumPy arrays of {COMPILE_MIN:,}+ numbers"
-    return f"on for {when} ({len(_compiled)} kernel(s) compiled so far)"
+    return (f"on: float32/float64 NumPy steps run as one C loop "
+            f"({len(onepass._kernels)} loop(s) built so far)")
 
 
-def _compiled_min() -> float:
-    """The smallest array the compiled kernels take now (infinity: none)."""
+def _compiled_on() -> bool:
     if _compile_failure is not None or _compile_setting is False:
-        return math.inf
-    if _compile_setting:
-        return 0
-    return COMPILE_MIN if os.environ.get("OPTBOOK_COMPILE", "1") != "0" else math.inf
+        return False
+    return _compile_setting or os.environ.get("OPTBOOK_COMPILE", "1") != "0"
 
 
-class _CompiledOps:
-    """The five operations, written so that ``torch.compile`` can fuse them: each
-    computes its result and copies it into ``out`` (inside the compiled function the
-    copies into the scratch buffers disappear; only θ and the state are written)."""
-
-    def __init__(self, torch):
-        self.torch = torch
-
-    def multiply(self, a, b, out):
-        out.copy_(self.torch.mul(a, b))
-
-    def add(self, a, b, out):
-        out.copy_(self.torch.add(a, b))
-
-    def subtract(self, a, b, out):
-        out.copy_(self.torch.sub(a, b))
-
-    def divide(self, a, b, out):
-        out.copy_(self.torch.div(a, b))
-
-    def root(self, a, out):      # compiled, pow(a, 0.5) is the correctly rounded sqrt
-        out.copy_(self.torch.pow(a, 0.5))
+def _split(jobs, parts):
+    """The jobs cut into ``parts`` lists of about the same number of numbers (a job cut
+    in two becomes two jobs on views of its arrays)."""
+    total = sum(views[0].shape[0] for views, _ in jobs)
+    share = -(-total // parts)
+    out, room = [[]], share
+    for views, c in jobs:
+        a, n = 0, views[0].shape[0]
+        while a < n:
+            if room == 0:
+                out.append([])
+                room = share if len(out) < parts else total
+            b = min(n, a + room)
+            out[-1].append((views if b - a == n else [v[a:b] for v in views], c))
+            room -= b - a
+            a = b
+    return out
 
 
-def _compiled_kernel(kernel):
-    step = _compiled.get(kernel)
-    if step is None:
-        import torch
-
-        ops = _CompiledOps(torch)
-
-        def run(c, theta, g, *state):
-            s, r = torch.empty_like(theta), torch.empty_like(theta)
-            kernel(ops, c, theta, g, *state, s, r)
-
-        # torch.compile keeps its compiled versions per code object: one code object
-        # per kernel, so that the kernels do not share (and exhaust) one cache
-        name = f"compiled{kernel.__name__}"
-        run = types.FunctionType(run.__code__.replace(co_name=name, co_qualname=name),
-                                 run.__globals__, name, None, run.__closure__)
-        step = _compiled[kernel] = torch.compile(run, dynamic=True, fullgraph=True)
-    return step
-
-
-_scalars = {}                    # float -> the same number as a 0-d float64 tensor
-
-
-def _scalar_tensor(torch, x):
-    """``x`` as a 0-d float64 tensor, reused: β, ε and a constant α recur every step."""
-    x = float(x)
-    key = x if x else (x, math.copysign(1.0, x))   # keep -0.0 apart from 0.0
-    tensor = _scalars.get(key)
-    if tensor is None:
-        if len(_scalars) > 1024:     # bias corrections and scheduled rates keep changing
-            _scalars.clear()
-        tensor = _scalars[key] = torch.tensor(x, dtype=torch.float64)
-    return tensor
-
-
-def _run_compiled(kernel, jobs) -> int:
-    """Run the jobs through the compiled kernel; returns how many it ran (all of them,
-    unless compiling failed, which happens before a job's arrays are touched)."""
+def _run_compiled(kernel, buffers, jobs, dtype) -> bool:
+    """Run the jobs through ``kernel`` built as a C loop (:mod:`optbook.onepass`): one
+    call for all of them, or one per thread.  False if the loop cannot be built here
+    (then nothing has been touched, and the caller takes the chunked path)."""
     global _compile_failure
-    import torch
-
-    step = _compiled_kernel(kernel)
-    for done, (views, c) in enumerate(jobs):
-        # the scalars as 0-d float64 tensors: the kernel derives 1 - β etc. in double,
-        # as Python does, and each operation rounds them to the array's dtype, as NumPy
-        # does; Python numbers would be compiled in as constants (one compile per step)
-        scalars = tuple(_scalar_tensor(torch, x) if isinstance(x, numbers.Real)
-                        and not isinstance(x, bool) else x for x in c)
-        try:
-            step(scalars, *(torch.from_numpy(v) for v in views))
-        except Exception as error:  # no C++ compiler, or the compiler failed
-            _compile_failure = f"{type(error).__name__}: {str(error).strip()[:300]}"
-            warnings.warn("optbook.optimizers: compiling the optimizer step failed; using "
-                          f"the chunked NumPy path instead ({_compile_failure})",
-                          RuntimeWarning, stacklevel=4)
-            return done
-    return len(jobs)
+    groups = {}  # by the kernel's fixed (non-numeric) scalars, e.g. Nesterov's flag
+    for job in jobs:
+        groups.setdefault(tuple(x for x in job[1] if type(x) is bool), []).append(job)
+    try:
+        steps = [(onepass.compile_kernel(kernel, group[0][1], buffers, dtype), group)
+                 for group in groups.values()]
+    except onepass.CompileError as error:  # no C compiler, or the compiler failed
+        _compile_failure = str(error).strip()[:300]
+        warnings.warn("optbook.optimizers: building the optimizer step's C loop failed; "
+                      f"using the chunked NumPy path instead ({_compile_failure})",
+                      RuntimeWarning, stacklevel=4)
+        return False
+    chunk = max(1, CHUNK_BYTES // dtype.itemsize)
+    for step, group in steps:
+        total = sum(views[0].shape[0] for views, _ in group)
+        threads = get_num_threads() if total >= THREAD_MIN_CHUNKS * chunk else 1
+        parts = _split(group, threads) if threads > 1 else [group]
+        waiting = []
+        for part in parts[1:]:
+            try:
+                waiting.append(_thread_pool(threads - 1).submit(step, part, False))
+            except RuntimeError:  # no thread to be had: run it here
+                step(part, False)
+        step(parts[0], False)  # the arrays passed _check and _flat_views
+        for future in waiting:
+            future.result()
+    return True
 
 
 class _Shares:
@@ -608,13 +568,15 @@ class Optimizer:
         self._check(params, grads)
         alpha = self.current_lr()
         fast = self.kernel is not None and type(self).apply is type(self)._kernel_mirrors
+        loop = _compiled_on()  # NumPy arrays of any size then go into one C loop
         jobs = []
         for key, theta in params.items():
             if key not in self.state:
                 self.state[key] = self.init_state(theta)
             g, state = grads["d" + key], self.state[key]
+            small = _size(theta) < SMALL_ARRAY and not (loop and type(theta) is np.ndarray)
             views = (_flat_views(theta, g, [state[n] for n in self.buffers])
-                     if fast and _size(theta) >= SMALL_ARRAY else None)
+                     if fast and not small else None)
             if views is None:
                 self.apply(theta, g, state, alpha)  # the readable step function
             else:
@@ -646,13 +608,9 @@ class Optimizer:
                 self._run_torch(group, dtype, device)
 
     def _run_numpy(self, jobs, dtype):
-        smallest = _compiled_min()
-        large = [job for job in jobs if job[0][0].shape[0] >= smallest]
-        if large:
-            done = _run_compiled(self.kernel, large)
-            jobs = [job for job in jobs if job[0][0].shape[0] < smallest] + large[done:]
-            if not jobs:
-                return
+        if (_compiled_on() and dtype in onepass.C_TYPES
+                and _run_compiled(self.kernel, self.buffers, jobs, dtype)):
+            return
         total = sum(views[0].shape[0] for views, _ in jobs)
         chunk = max(1, CHUNK_BYTES // dtype.itemsize)
         threads = get_num_threads() if total >= THREAD_MIN_CHUNKS * chunk else 1
@@ -684,40 +642,53 @@ class Optimizer:
         _run_range(self.kernel, _torch_ops(), jobs, 0, total, chunk, s, r)
 
     def _check(self, params, grads):
+        state, buffers = self.state, self.buffers
         for key, theta in params.items():
-            kind = type(theta).__name__
-            if not (isinstance(theta, np.ndarray) or _is_torch(theta)):
-                raise ValueError(f"parameter {key!r} is a {kind}; it must be a NumPy "
-                                 "array or torch tensor, which can be updated in place")
-            if not (theta.is_floating_point() if _is_torch(theta)
-                    else np.issubdtype(theta.dtype, np.floating)):
-                raise ValueError(f"parameter {key!r} has dtype {theta.dtype}; the in-place "
-                                 "update needs a floating-point dtype")
-            if getattr(theta, "requires_grad", False):
-                import torch  # only reached for a torch tensor, so torch is loaded
-
-                if torch.is_grad_enabled():
-                    raise ValueError(f"parameter {key!r} requires grad: update it under "
-                                     f"torch.no_grad(), or pass {key}.detach()")
-            if "d" + key not in grads:
-                raise GradientError(f"no gradient {'d' + key!r} for parameter {key!r}")
-            g = grads["d" + key]
-            if _is_torch(g) != _is_torch(theta) or not hasattr(g, "shape"):
-                raise GradientError(f"gradient {'d' + key!r} is a {type(g).__name__} but "
-                                    f"parameter {key!r} is a {kind}")
-            if tuple(g.shape) != tuple(theta.shape):
-                raise GradientError(f"gradient {'d' + key!r} has shape {tuple(g.shape)} but "
-                                    f"parameter {key!r} has shape {tuple(theta.shape)}")
-            for name in self.buffers:  # e.g. after loading another model's state dict
-                buf = self.state.get(key, {}).get(name, theta)
-                if tuple(buf.shape) != tuple(theta.shape) or _is_torch(buf) != _is_torch(theta):
-                    raise ValueError(f"state {name!r} of parameter {key!r} does not fit it: "
-                                     f"{type(buf).__name__} {tuple(buf.shape)} vs "
-                                     f"{kind} {tuple(theta.shape)}")
+            # the common case first, quickly: float NumPy arrays whose shapes all match
+            g = grads.get("d" + key) if hasattr(grads, "get") else None
+            if (type(theta) is np.ndarray and type(g) is np.ndarray
+                    and theta.dtype.kind == "f" and g.shape == theta.shape
+                    and (key not in state or all(
+                        type(b := state[key].get(name)) is np.ndarray and b.shape == theta.shape
+                        for name in buffers))):
+                continue
+            self._check_one(key, theta, grads)
         for gkey in grads:
             if not (isinstance(gkey, str) and gkey[:1] == "d" and gkey[1:] in params):
                 raise GradientError(f"gradient {gkey!r} has no parameter (gradients are "
                                     f"named 'd' + key: {sorted('d' + k for k in params)})")
+
+    def _check_one(self, key, theta, grads):
+        """Every check of one parameter, with the error that names what is wrong."""
+        kind = type(theta).__name__
+        if not (isinstance(theta, np.ndarray) or _is_torch(theta)):
+            raise ValueError(f"parameter {key!r} is a {kind}; it must be a NumPy "
+                             "array or torch tensor, which can be updated in place")
+        if not (theta.is_floating_point() if _is_torch(theta)
+                else np.issubdtype(theta.dtype, np.floating)):
+            raise ValueError(f"parameter {key!r} has dtype {theta.dtype}; the in-place "
+                             "update needs a floating-point dtype")
+        if getattr(theta, "requires_grad", False):
+            import torch  # only reached for a torch tensor, so torch is loaded
+
+            if torch.is_grad_enabled():
+                raise ValueError(f"parameter {key!r} requires grad: update it under "
+                                 f"torch.no_grad(), or pass {key}.detach()")
+        if "d" + key not in grads:
+            raise GradientError(f"no gradient {'d' + key!r} for parameter {key!r}")
+        g = grads["d" + key]
+        if _is_torch(g) != _is_torch(theta) or not hasattr(g, "shape"):
+            raise GradientError(f"gradient {'d' + key!r} is a {type(g).__name__} but "
+                                f"parameter {key!r} is a {kind}")
+        if tuple(g.shape) != tuple(theta.shape):
+            raise GradientError(f"gradient {'d' + key!r} has shape {tuple(g.shape)} but "
+                                f"parameter {key!r} has shape {tuple(theta.shape)}")
+        for name in self.buffers:  # e.g. after loading another model's state dict
+            buf = self.state.get(key, {}).get(name, theta)
+            if tuple(buf.shape) != tuple(theta.shape) or _is_torch(buf) != _is_torch(theta):
+                raise ValueError(f"state {name!r} of parameter {key!r} does not fit it: "
+                                 f"{type(buf).__name__} {tuple(buf.shape)} vs "
+                                 f"{kind} {tuple(theta.shape)}")
 
     def state_dict(self) -> dict:
         """A deep copy of everything needed to resume: hyperparameters, ``t``, buffers."""

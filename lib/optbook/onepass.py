@@ -1,0 +1,314 @@
+r"""One pass over memory: an optimizer kernel traced into a C loop ("How fast can an
+optimizer step be?").
+
+The optimizers' fast kernels (:func:`optbook.optimizers._adam_kernel`, ...) are written
+against an object ``xp`` with five operations (``multiply``, ``add``, ``subtract``,
+``divide``, ``root``), each writing into an ``out`` buffer.  Given NumPy's ufuncs they
+update whole arrays, one operation (one pass over memory) at a time.  Given an
+:class:`Emitter` instead, the same Python code *writes C*: every call becomes one line of
+a loop body that works on a single number held in a register, so the loop reads each
+number of :math:`\theta, g, m, v` once and writes it once:
+
+>>> from optbook.optimizers import _momentum_kernel
+>>> print(c_source(_momentum_kernel, (0.1, 0.9, False), ("m",), "float32").split("{")[-1])
+<BLANKLINE>
+            float theta = p_theta[i]; float g = p_g[i]; float m = p_m[i]; float s, r;
+            m = m * k0;
+            s = g * k1;
+            m = m + s;
+            s = m * k2;
+            theta = theta - s;
+            p_theta[i] = theta; p_m[i] = m;
+        }
+    }
+}
+<BLANKLINE>
+
+(``k0 = (float)c[1]`` is β, ``k1 = (float)(1.0 - c[1])`` is 1 − β, computed in double
+as Python computes it and rounded to the array's type as NumPy rounds it.)  The outer
+loop runs over *every* array of the step, so a network with fifty weight and bias
+arrays takes one call, not fifty calls per operation: what ``torch.optim``'s
+``foreach`` and ``fused`` steps do, from the same few lines of Python.
+
+The results are bitwise those of the readable step functions: the loop performs the
+same IEEE operations, in the same order, on the same float32 or float64 values
+(``-ffp-contract=off``: no fused multiply-adds; ``sqrtf`` is correctly rounded, like
+NumPy's).  The tests compare every optimizer bit for bit.
+
+Building needs a C compiler (``$CC``, ``cc``, ``gcc`` or ``clang``); it takes a fraction
+of a second, and the library is kept in a cache directory (``$OPTBOOK_CACHE``, else
+``~/.cache/optbook``), keyed by the source and the compiler flags.  Without a compiler
+:func:`compile_kernel` raises :class:`CompileError`, and the optimizers fall back to
+their chunked NumPy path (see :mod:`optbook.optimizers`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import numbers
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Emitter", "CKernel", "CompileError", "c_source", "compile_kernel", "FLAGS"]
+
+#: Compiler flags.  ``-O3`` lets the compiler vectorize the loop (SSE2, which every
+#: x86-64 CPU has, so a cached library runs on any of them); ``-ffp-contract=off`` keeps
+#: every multiply and add a separately rounded operation, as in NumPy.
+FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
+C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+class CompileError(RuntimeError):
+    """The C loop could not be built here (no C compiler, or the compiler failed)."""
+
+
+class Scalar:
+    """A number of the step that is known only when it runs (α, β, 1 − β, ...): the C
+    expression that computes it, in double, from the step's scalars ``c[...]``."""
+
+    def __init__(self, expr: str):
+        self.expr = expr
+
+    def _apply(self, op, other, reflected=False):
+        if isinstance(other, Scalar):
+            other = other.expr
+        elif isinstance(other, numbers.Real) and not isinstance(other, bool):
+            other = repr(float(other))  # repr round-trips: the C literal is the same double
+        else:
+            return NotImplemented
+        a, b = (other, self.expr) if reflected else (self.expr, other)
+        return Scalar(f"({a} {op} {b})")
+
+    def __add__(self, other):
+        return self._apply("+", other)
+
+    def __radd__(self, other):
+        return self._apply("+", other, True)
+
+    def __sub__(self, other):
+        return self._apply("-", other)
+
+    def __rsub__(self, other):
+        return self._apply("-", other, True)
+
+    def __mul__(self, other):
+        return self._apply("*", other)
+
+    def __rmul__(self, other):
+        return self._apply("*", other, True)
+
+    def __truediv__(self, other):
+        return self._apply("/", other)
+
+    def __rtruediv__(self, other):
+        return self._apply("/", other, True)
+
+
+class Emitter:
+    """The ``xp`` that writes C: each operation appends a line to :attr:`body`, with
+    array arguments named by strings (one number of that array) and scalars hoisted
+    out of the loop as constants of the array's type (:attr:`constants`)."""
+
+    def __init__(self, ctype: str):
+        self.ctype = ctype
+        self.body: list[str] = []
+        self.constants: dict[str, str] = {}  # C expression -> its constant's name
+
+    def _value(self, x) -> str:
+        if isinstance(x, str):
+            return x
+        if isinstance(x, numbers.Real) and not isinstance(x, bool):
+            x = Scalar(repr(float(x)))
+        if not isinstance(x, Scalar):
+            raise TypeError(f"cannot use {x!r} in a C kernel")
+        return self.constants.setdefault(x.expr, f"k{len(self.constants)}")
+
+    def _binary(self, a, op, b, out):
+        self.body.append(f"{out} = {self._value(a)} {op} {self._value(b)};")
+
+    def multiply(self, a, b, out):
+        self._binary(a, "*", b, out)
+
+    def add(self, a, b, out):
+        self._binary(a, "+", b, out)
+
+    def subtract(self, a, b, out):
+        self._binary(a, "-", b, out)
+
+    def divide(self, a, b, out):
+        self._binary(a, "/", b, out)
+
+    def root(self, a, out):  # NumPy's x**0.5 is sqrt: correctly rounded, as is C's
+        self.body.append(f"{out} = {'sqrtf' if self.ctype == 'float' else 'sqrt'}({a});")
+
+
+_RESERVED = {"theta", "g", "s", "r", "c", "p", "n", "i", "j", "count", "pointers", "sizes",
+             "scalars", "nc"}
+
+
+def _check_buffers(buffers) -> tuple:
+    """The state buffers' names, which name the loop's variables: C identifiers."""
+    buffers = tuple(buffers)
+    for name in buffers:
+        if (not isinstance(name, str) or not name.isidentifier() or not name.isascii()
+                or name in _RESERVED or name[:1] == "k" or name[:2] == "p_"):
+            raise ValueError(f"state buffer name {name!r} cannot name a C variable")
+    return buffers
+
+
+def c_source(kernel, scalars: tuple, buffers, dtype) -> str:
+    """The C source of ``kernel`` as one loop over the numbers of every array of a
+    step.  ``scalars`` is an example of the kernel's scalars (``optimizer.constants``):
+    real numbers become the step's inputs ``c[i]``; anything else (Nesterov's flag) is
+    fixed in the code, as the kernel's ``if`` on it is.  ``buffers`` names the state
+    arrays (``optimizer.buffers``, e.g. ``("m", "v")``)."""
+    ctype = C_TYPES.get(np.dtype(dtype))
+    if ctype is None:
+        raise ValueError(f"no C loop for dtype {np.dtype(dtype)} (float32 or float64)")
+    emit = Emitter(ctype)
+    c = tuple(Scalar(f"c[{i}]") if isinstance(x, numbers.Real) and not isinstance(x, bool)
+              else x for i, x in enumerate(scalars))
+    names = ["theta", "g", *_check_buffers(buffers)]
+    kernel(emit, c, *names, "s", "r")
+    written = [n for n in names if any(line.startswith(f"{n} = ") for line in emit.body)]
+    k = len(names)
+    lines = ["#include <math.h>", "#include <stdint.h>", "",
+             "/* p: count x %d pointers (theta, g, state...), n: count sizes, "
+             "c: count x nc scalars */" % k,
+             "void step(int64_t count, void **pointers, const int64_t *sizes,",
+             "          const double *scalars, int64_t nc)", "{",
+             "    for (int64_t j = 0; j < count; j++) {",
+             f"        void **p = pointers + j * {k};",
+             "        const double *c = scalars + j * nc;",
+             "        const int64_t n = sizes[j];"]
+    lines += [f"        const {ctype} {name} = ({ctype})({expr});"
+              for expr, name in emit.constants.items()]
+    lines += [f"        {'' if n in written else 'const '}{ctype} *restrict p_{n} = "
+              f"({ctype} *)p[{i}];" for i, n in enumerate(names)]
+    lines += ["        for (int64_t i = 0; i < n; i++) {",
+              "            " + " ".join(f"{ctype} {n} = p_{n}[i];" for n in names)
+              + f" {ctype} s, r;"]
+    lines += ["            " + line for line in emit.body]
+    lines += ["            " + " ".join(f"p_{n}[i] = {n};" for n in written),
+              "        }", "    }", "}", ""]
+    return "\n".join(lines)
+
+
+def _compiler() -> str:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    raise CompileError("no C compiler found (set CC, or install gcc or clang)")
+
+
+def cache_dir() -> Path:
+    """Where built loops are kept: ``$OPTBOOK_CACHE``, else ``~/.cache/optbook``
+    (``$XDG_CACHE_HOME/optbook``), else a directory in the system's temporary one."""
+    if os.environ.get("OPTBOOK_CACHE"):
+        return Path(os.environ["OPTBOOK_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "optbook"
+
+
+def _build(source: str) -> Path:
+    """The shared library built from ``source``, from the cache when it is there."""
+    compiler = _compiler()
+    key = hashlib.sha256("\0".join([source, compiler, *FLAGS]).encode()).hexdigest()[:24]
+    last = None
+    for directory in (cache_dir(), Path(tempfile.gettempdir()) / f"optbook-{os.getuid()}"
+                      if hasattr(os, "getuid") else Path(tempfile.gettempdir()) / "optbook"):
+        library = directory / f"step-{key}.so"
+        if library.exists():
+            return library
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            c_file = directory / f"step-{key}.c"
+            c_file.write_text(source)
+            fd, partial = tempfile.mkstemp(suffix=".so", dir=directory)
+            os.close(fd)
+        except OSError as error:  # not writable: try the next directory
+            last = error
+            continue
+        try:
+            done = subprocess.run([compiler, *FLAGS, "-o", partial, str(c_file)],
+                                  capture_output=True, text=True, timeout=120)
+            if done.returncode != 0:
+                raise CompileError(f"{compiler} failed: {done.stderr.strip()[:500]}")
+            os.replace(partial, library)  # atomic: another process may build it too
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+        return library
+    raise CompileError(f"no writable cache directory for the C loop ({last})")
+
+
+def _address(a: np.ndarray) -> int:
+    """The address of ``a``'s first number."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))  # the fast way, if writable
+    except (TypeError, ValueError):  # read-only (a gradient may be) or empty
+        return a.__array_interface__["data"][0]
+
+
+class CKernel:
+    """A kernel built as a C loop; ``kernel(jobs)`` updates the jobs' arrays in place,
+    a job being ``(views, scalars)``: 1-d contiguous arrays (θ, g, the state buffers)
+    of this kernel's dtype, and the scalars from ``optimizer.constants``."""
+
+    def __init__(self, library: Path, n_arrays: int, dtype):
+        self.library, self.n_arrays, self.dtype = library, n_arrays, np.dtype(dtype)
+        self._step = ctypes.CDLL(str(library)).step  # ctypes lets go of the GIL in it
+        self._step.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                               ctypes.c_void_p, ctypes.c_int64]
+        self._step.restype = None
+
+    def __call__(self, jobs, check: bool = True) -> None:
+        """Run the loop over the jobs (``check=False``: the caller has checked them)."""
+        if not jobs:
+            return
+        for views, _ in jobs if check else ():
+            if len(views) != self.n_arrays or any(
+                    type(a) is not np.ndarray or a.dtype != self.dtype or a.ndim != 1
+                    or not a.flags.c_contiguous for a in views) \
+                    or not views[0].flags.writeable:
+                raise ValueError("a C loop job needs 1-d contiguous "
+                                 f"{self.dtype} arrays, {self.n_arrays} of them")
+            if any(a.shape != views[0].shape for a in views):
+                raise ValueError("the arrays of a C loop job must have the same length: "
+                                 f"{[a.shape[0] for a in views]}")
+        address = _address
+        pointers = np.array([address(a) for views, _ in jobs for a in views], np.uintp)
+        sizes = np.array([views[0].shape[0] for views, _ in jobs], np.int64)
+        scalars = np.array([[float(x) for x in c] for _, c in jobs], np.float64)
+        self._step(len(jobs), pointers.ctypes.data, sizes.ctypes.data,
+                   scalars.ctypes.data, scalars.shape[1])
+
+
+_kernels: dict = {}
+_lock = threading.Lock()
+
+
+def compile_kernel(kernel, scalars: tuple, buffers, dtype) -> CKernel:
+    """``kernel`` built as a C loop for ``dtype`` (once per process and specialisation;
+    from the disk cache after the first time).  Raises :class:`CompileError` when it
+    cannot be built here."""
+    fixed = tuple(None if isinstance(x, numbers.Real) and not isinstance(x, bool) else x
+                  for x in scalars)
+    key = (kernel, fixed, tuple(buffers), np.dtype(dtype))
+    with _lock:
+        found = _kernels.get(key)
+        if found is None:
+            library = _build(c_source(kernel, scalars, buffers, dtype))
+            try:
+                found = CKernel(library, 2 + len(buffers), dtype)
+            except OSError as error:  # a damaged file in the cache
+                raise CompileError(f"cannot load {library}: {error}") from error
+            _kernels[key] = found
+    return found
