@@ -662,3 +662,12 @@ def test_c_loop_checks_its_jobs():
 def test_set_compiled_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="Invalid compiled setting"):
         ob.set_compiled(bad)
+
+
+def test_module_examples_run():
+    """The docstrings' examples (the generated momentum loop, the optimizers' worked
+    numbers) are what the code does."""
+    import doctest
+
+    assert doctest.testmod(onepass).failed == 0
+    assert doctest.testmod(ob).attempted > 0 and doctest.testmod(ob).failed == 0

@@ -8,6 +8,7 @@ Modules follow the order in which the chapter teaches them:
 ``optbook.ewa``           8.2 exponentially weighted averages
 ``optbook.optimizers``    8.3–8.5 SGD, momentum, RMSprop, AdaGrad, Adam, AdamW (readable
                           steps; the classes run them in place, in chunks — see 09b)
+``optbook.onepass``       the optimizers' kernels traced into one C loop per step (09b)
 ``optbook.schedules``     8.6 learning-rate schedules
 ``optbook.surfaces``      2-D loss surfaces for figures and the playground
 ``optbook.plotting``      figure helpers shared by the chapter pages

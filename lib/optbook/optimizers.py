@@ -276,11 +276,15 @@ def _flat_views(theta, g, buffers):
     overlapping ``theta`` and ``g``, or torch tensors while autograd is recording."""
     arrays = (theta, g, *buffers)
     if type(theta) is np.ndarray:
-        if (theta.ndim == 0 or not theta.flags.writeable or np.may_share_memory(theta, g)
-                or any(type(a) is not np.ndarray or a.dtype != theta.dtype
-                       or not a.flags.c_contiguous for a in arrays)):
+        if theta.ndim == 0 or not theta.flags.writeable:
             return None
-        return [a.reshape(-1) for a in arrays]
+        dtype = theta.dtype
+        for a in arrays:  # (a plain loop: this runs for every array of every step)
+            if type(a) is not np.ndarray or a.dtype != dtype or not a.flags.c_contiguous:
+                return None
+        if np.may_share_memory(theta, g):
+            return None
+        return [a.ravel() for a in arrays]  # contiguous: views, not copies
     import torch  # theta passed _check, so it is a torch tensor and torch is loaded
 
     if (theta.dim() == 0 or theta.layout != torch.strided
@@ -365,9 +369,11 @@ def _run_compiled(kernel, buffers, jobs, dtype) -> bool:
     call for all of them, or one per thread.  False if the loop cannot be built here
     (then nothing has been touched, and the caller takes the chunked path)."""
     global _compile_failure
-    groups = {}  # by the kernel's fixed (non-numeric) scalars, e.g. Nesterov's flag
-    for job in jobs:
-        groups.setdefault(tuple(x for x in job[1] if type(x) is bool), []).append(job)
+    # one loop per value of the kernel's fixed (non-numeric) scalars, e.g. Nesterov's flag
+    fixed = [i for i, x in enumerate(jobs[0][1]) if type(x) is bool]
+    groups = {(): jobs} if not fixed else {}
+    for job in jobs if fixed else ():
+        groups.setdefault(tuple([job[1][i] for i in fixed]), []).append(job)
     try:
         steps = [(onepass.compile_kernel(kernel, group[0][1], buffers, dtype), group)
                  for group in groups.values()]
