@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -671,3 +672,44 @@ def test_module_examples_run():
 
     assert doctest.testmod(onepass).failed == 0
     assert doctest.testmod(ob).attempted > 0 and doctest.testmod(ob).failed == 0
+
+
+def test_a_shared_temporary_directory_open_to_others_is_not_used(monkeypatch, tmp_path):
+    """The fallback directory must be private: one that others can write to could hold
+    a library planted for us to load."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("OPTBOOK_CACHE", str(blocker / "cache"))
+    monkeypatch.setattr(onepass, "_kernels", {})
+    monkeypatch.setattr(onepass.tempfile, "gettempdir", lambda: str(tmp_path))
+    shared = tmp_path / f"optbook-{os.getuid()}"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(onepass.CompileError, match="no writable cache directory"):
+        onepass.compile_kernel(ob._sgd_kernel, (0.5,), (), np.float32)
+    assert not list(shared.iterdir())
+
+
+def test_c_loop_refuses_read_only_outputs():
+    step = onepass.compile_kernel(ob._momentum_kernel, (0.1, 0.9, False), ("m",), np.float32)
+    theta, g, m = np.ones(8, np.float32), np.ones(8, np.float32), np.zeros(8, np.float32)
+    m.flags.writeable = False
+    with pytest.raises(ValueError, match="must be writeable"):
+        step([([theta, g, m], (0.1, 0.9, False))])
+    g.flags.writeable = False  # a read-only gradient is fine: it is only read
+    m.flags.writeable = True
+    step([([theta, g, m], (0.1, 0.9, False))])
+    assert np.all(m == np.float32(1 - 0.9))
+
+
+def test_a_read_only_state_buffer_is_never_written(monkeypatch):
+    """A state buffer someone made read-only does not go into the loop (which would
+    write it regardless): NumPy's own error instead, and the buffer unchanged."""
+    opt = make("Momentum")
+    params, grads = {"w": np.ones(5000, np.float32)}, {"dw": np.ones(5000, np.float32)}
+    opt.update(params, grads)
+    before = opt.state["w"]["m"].copy()
+    opt.state["w"]["m"].flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        opt.update(params, grads)
+    assert_array_equal(opt.state["w"]["m"], before)

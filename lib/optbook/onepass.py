@@ -224,36 +224,56 @@ def cache_dir() -> Path:
     return Path(base) / "optbook"
 
 
+def _directories():
+    """Where to keep built loops, in order of preference: the cache directory, then a
+    private directory of this user's in the system's temporary one."""
+    yield cache_dir()
+    user = os.getuid() if hasattr(os, "getuid") else None
+    private = Path(tempfile.gettempdir()) / f"optbook-{user if user is not None else 'user'}"
+    try:
+        private.mkdir(mode=0o700, exist_ok=True)
+        info = private.stat()
+    except OSError:
+        return
+    # a shared temporary directory: use it only if it is ours and closed to others, so
+    # that nobody else can put a library there for us to load
+    if user is None or (info.st_uid == user and not info.st_mode & 0o022):
+        yield private
+
+
 def _build(source: str) -> Path:
     """The shared library built from ``source``, from the cache when it is there."""
     compiler = _compiler()
     key = hashlib.sha256("\0".join([source, compiler, *FLAGS]).encode()).hexdigest()[:24]
-    last = None
-    for directory in (cache_dir(), Path(tempfile.gettempdir()) / f"optbook-{os.getuid()}"
-                      if hasattr(os, "getuid") else Path(tempfile.gettempdir()) / "optbook"):
+    failures = []
+    for directory in _directories():
         library = directory / f"step-{key}.so"
         if library.exists():
             return library
+        c_file = library.with_suffix(".c")  # kept next to the library, to be read
+        partial = [str(c_file) + f".{os.getpid()}.c", str(library) + f".{os.getpid()}.so"]
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            c_file = directory / f"step-{key}.c"
-            c_file.write_text(source)
-            fd, partial = tempfile.mkstemp(suffix=".so", dir=directory)
-            os.close(fd)
+            Path(partial[0]).write_text(source)
         except OSError as error:  # not writable: try the next directory
-            last = error
+            failures.append(f"{directory}: {error}")
             continue
         try:
-            done = subprocess.run([compiler, *FLAGS, "-o", partial, str(c_file)],
+            done = subprocess.run([compiler, *FLAGS, "-o", partial[1], partial[0]],
                                   capture_output=True, text=True, timeout=120)
             if done.returncode != 0:
                 raise CompileError(f"{compiler} failed: {done.stderr.strip()[:500]}")
-            os.replace(partial, library)  # atomic: another process may build it too
+            # atomic renames: another process may be building the same loop right now
+            os.replace(partial[1], library)
+            os.replace(partial[0], c_file)
+        except (OSError, subprocess.SubprocessError) as error:  # e.g. a compiler that hangs
+            raise CompileError(f"{compiler} failed: {error}") from error
         finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+            for leftover in partial:
+                if os.path.exists(leftover):
+                    os.remove(leftover)
         return library
-    raise CompileError(f"no writable cache directory for the C loop ({last})")
+    raise CompileError("no writable cache directory for the C loop: " + "; ".join(failures))
 
 
 def _address(a: np.ndarray) -> int:
@@ -283,10 +303,11 @@ class CKernel:
         for views, _ in jobs if check else ():
             if len(views) != self.n_arrays or any(
                     type(a) is not np.ndarray or a.dtype != self.dtype or a.ndim != 1
-                    or not a.flags.c_contiguous for a in views) \
-                    or not views[0].flags.writeable:
+                    or not a.flags.c_contiguous for a in views):
                 raise ValueError("a C loop job needs 1-d contiguous "
                                  f"{self.dtype} arrays, {self.n_arrays} of them")
+            if not all(a.flags.writeable for i, a in enumerate(views) if i != 1):
+                raise ValueError("a C loop job writes θ and the state: they must be writeable")
             if any(a.shape != views[0].shape for a in views):
                 raise ValueError("the arrays of a C loop job must have the same length: "
                                  f"{[a.shape[0] for a in views]}")

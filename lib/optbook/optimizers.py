@@ -276,11 +276,13 @@ def _flat_views(theta, g, buffers):
     overlapping ``theta`` and ``g``, or torch tensors while autograd is recording."""
     arrays = (theta, g, *buffers)
     if type(theta) is np.ndarray:
-        if theta.ndim == 0 or not theta.flags.writeable:
+        if theta.ndim == 0:
             return None
         dtype = theta.dtype
         for a in arrays:  # (a plain loop: this runs for every array of every step)
             if type(a) is not np.ndarray or a.dtype != dtype or not a.flags.c_contiguous:
+                return None
+            if not a.flags.writeable and a is not g:  # θ and the state are written
                 return None
         if np.may_share_memory(theta, g):
             return None
@@ -394,9 +396,11 @@ def _run_compiled(kernel, buffers, jobs, dtype) -> bool:
                 waiting.append(_thread_pool(threads - 1).submit(step, part, False))
             except RuntimeError:  # no thread to be had: run it here
                 step(part, False)
-        step(parts[0], False)  # the arrays passed _check and _flat_views
-        for future in waiting:
-            future.result()
+        try:
+            step(parts[0], False)  # the arrays passed _check and _flat_views
+        finally:  # never return while another thread still writes the arrays
+            for future in waiting:
+                future.result()
     return True
 
 
