@@ -642,7 +642,8 @@ def test_c_source_is_the_kernel_line_by_line():
 @pytest.mark.parametrize("dtype, buffers, message", [
     (np.float16, ("m",), "no C loop for dtype float16"),
     (np.float32, ("m", "theta"), "'theta' cannot name a C variable"),
-    (np.float32, ("m", "bad name"), "'bad name' cannot name a C variable")])
+    (np.float32, ("m", "bad name"), "'bad name' cannot name a C variable"),
+    (np.float32, ("double",), "'double' cannot name a C variable")])
 def test_c_source_rejects_what_it_cannot_write(dtype, buffers, message):
     with pytest.raises(ValueError, match=message):
         onepass.c_source(ob._momentum_kernel, (0.1, 0.9, False), buffers, dtype)
