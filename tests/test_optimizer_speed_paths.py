@@ -476,6 +476,17 @@ def test_c_loop_is_bitwise_the_readable_step(case, dtype, threads, loop_calls):
     assert_bitwise_equal(opt, fast, slow, state)
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_baseline_c_loop_is_bitwise_too(case, monkeypatch, fresh_cache, loop_calls):
+    """Without the AVX versions (-DBASELINE_ONLY: the loop every x86-64 CPU runs, or
+    any other architecture's baseline), the same bits."""
+    monkeypatch.setattr(onepass, "FLAGS", (*onepass.FLAGS, "-DBASELINE_ONLY"))
+    opt, fast, slow, state = run_both(case, [(3001,), (17, 5), *MIXED], np.float32, steps=3)
+    assert loop_calls and not opt._scratch
+    assert all(k.library.parent == fresh_cache for k in onepass._kernels.values())
+    assert_bitwise_equal(opt, fast, slow, state)
+
+
 def test_many_tiny_arrays_are_one_call(loop_calls):
     """Fifty arrays of 1 to 50 numbers: one loop call per step, not fifty per operation."""
     opt, fast, slow, state = run_both("Adam", [(k,) for k in range(1, 51)], np.float32,

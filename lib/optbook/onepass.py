@@ -189,7 +189,7 @@ def c_source(kernel, scalars: tuple, buffers, dtype) -> str:
              "   the loader picks the best one for the CPU it runs on (same results: the",
              "   same operations, just more numbers per instruction) */",
              "#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) \\",
-             "    && !defined(__clang__)",
+             "    && !defined(__clang__) && !defined(BASELINE_ONLY)",
              '#define VERSIONS __attribute__((target_clones("avx512f", "avx2", "default")))',
              "#else", "#define VERSIONS", "#endif", "",
              f"/* count arrays: {k} pointers each (theta, g, state...), their sizes, and",
