@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import numbers
 import os
 import shutil
 import subprocess
@@ -55,6 +54,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
+
+from ._checks import is_real
 
 __all__ = ["Emitter", "CKernel", "CompileError", "c_source", "compile_kernel", "FLAGS"]
 
@@ -81,36 +82,21 @@ class Scalar:
     def _apply(self, op, other, reflected=False):
         if isinstance(other, Scalar):
             other = other.expr
-        elif isinstance(other, numbers.Real) and not isinstance(other, bool):
+        elif is_real(other):
             other = repr(float(other))  # repr round-trips: the C literal is the same double
         else:
             return NotImplemented
         a, b = (other, self.expr) if reflected else (self.expr, other)
         return Scalar(f"({a} {op} {b})")
 
-    def __add__(self, other):
-        return self._apply("+", other)
+    def _operator(op, reflected=False):  # noqa: N805 (makes the methods below)
+        return lambda self, other: self._apply(op, other, reflected)
 
-    def __radd__(self, other):
-        return self._apply("+", other, True)
-
-    def __sub__(self, other):
-        return self._apply("-", other)
-
-    def __rsub__(self, other):
-        return self._apply("-", other, True)
-
-    def __mul__(self, other):
-        return self._apply("*", other)
-
-    def __rmul__(self, other):
-        return self._apply("*", other, True)
-
-    def __truediv__(self, other):
-        return self._apply("/", other)
-
-    def __rtruediv__(self, other):
-        return self._apply("/", other, True)
+    __add__, __radd__ = _operator("+"), _operator("+", True)
+    __sub__, __rsub__ = _operator("-"), _operator("-", True)
+    __mul__, __rmul__ = _operator("*"), _operator("*", True)
+    __truediv__, __rtruediv__ = _operator("/"), _operator("/", True)
+    del _operator
 
 
 class Emitter:
@@ -126,7 +112,7 @@ class Emitter:
     def _value(self, x) -> str:
         if isinstance(x, str):
             return x
-        if isinstance(x, numbers.Real) and not isinstance(x, bool):
+        if is_real(x):
             x = Scalar(repr(float(x)))
         if not isinstance(x, Scalar):
             raise TypeError(f"cannot use {x!r} in a C kernel")
@@ -178,8 +164,7 @@ def c_source(kernel, scalars: tuple, buffers, dtype) -> str:
     if ctype is None:
         raise ValueError(f"no C loop for dtype {np.dtype(dtype)} (float32 or float64)")
     emit = Emitter(ctype)
-    c = tuple(Scalar(f"c[{i}]") if isinstance(x, numbers.Real) and not isinstance(x, bool)
-              else x for i, x in enumerate(scalars))
+    c = tuple(Scalar(f"c[{i}]") if is_real(x) else x for i, x in enumerate(scalars))
     names = ["theta", "g", *_check_buffers(buffers)]
     kernel(emit, c, *names, "s", "r")
     written = [n for n in names if any(line.startswith(f"{n} = ") for line in emit.body)]
@@ -305,17 +290,8 @@ class CKernel:
         """Run the loop over the jobs (``check=False``: the caller has checked them)."""
         if not jobs:
             return
-        for views, _ in jobs if check else ():
-            if len(views) != self.n_arrays or any(
-                    type(a) is not np.ndarray or a.dtype != self.dtype or a.ndim != 1
-                    or not a.flags.c_contiguous for a in views):
-                raise ValueError("a C loop job needs 1-d contiguous "
-                                 f"{self.dtype} arrays, {self.n_arrays} of them")
-            if not all(a.flags.writeable for i, a in enumerate(views) if i != 1):
-                raise ValueError("a C loop job writes θ and the state: they must be writeable")
-            if any(a.shape != views[0].shape for a in views):
-                raise ValueError("the arrays of a C loop job must have the same length: "
-                                 f"{[a.shape[0] for a in views]}")
+        if check:
+            self._check(jobs)
         address = _address
         pointers = np.array([address(a) for views, _ in jobs for a in views], np.uintp)
         sizes = np.array([views[0].shape[0] for views, _ in jobs], np.int64)
@@ -328,6 +304,20 @@ class CKernel:
         self._step(len(jobs), pointers.ctypes.data, sizes.ctypes.data,
                    scalars.ctypes.data, stride)
 
+    def _check(self, jobs):
+        """A clear error for a job the loop cannot take (it would write anywhere)."""
+        for views, _ in jobs:
+            if len(views) != self.n_arrays or any(
+                    type(a) is not np.ndarray or a.dtype != self.dtype or a.ndim != 1
+                    or not a.flags.c_contiguous for a in views):
+                raise ValueError("a C loop job needs 1-d contiguous "
+                                 f"{self.dtype} arrays, {self.n_arrays} of them")
+            if not all(a.flags.writeable for i, a in enumerate(views) if i != 1):
+                raise ValueError("a C loop job writes θ and the state: they must be writeable")
+            if any(a.shape != views[0].shape for a in views):
+                raise ValueError("the arrays of a C loop job must have the same length: "
+                                 f"{[a.shape[0] for a in views]}")
+
 
 _kernels: dict = {}
 _lock = threading.Lock()
@@ -337,8 +327,7 @@ def compile_kernel(kernel, scalars: tuple, buffers, dtype) -> CKernel:
     """``kernel`` built as a C loop for ``dtype`` (once per process and specialisation;
     from the disk cache after the first time).  Raises :class:`CompileError` when it
     cannot be built here."""
-    fixed = tuple(None if isinstance(x, numbers.Real) and not isinstance(x, bool) else x
-                  for x in scalars)
+    fixed = tuple(None if is_real(x) else x for x in scalars)
     key = (kernel, fixed, tuple(buffers), np.dtype(dtype))
     with _lock:
         found = _kernels.get(key)

@@ -347,6 +347,14 @@ def _compiled_on() -> bool:
     return _compile_setting or os.environ.get("OPTBOOK_COMPILE", "1") != "0"
 
 
+def _threads_for(jobs, dtype) -> int:
+    """How many threads a NumPy step over these jobs is split between: 1 unless it
+    covers at least THREAD_MIN_CHUNKS chunks."""
+    total = sum(views[0].shape[0] for views, _ in jobs)
+    enough = total >= THREAD_MIN_CHUNKS * max(1, CHUNK_BYTES // dtype.itemsize)
+    return get_num_threads() if enough else 1
+
+
 def _split(jobs, parts):
     """The jobs cut into ``parts`` lists of about the same number of numbers (a job cut
     in two becomes two jobs on views of its arrays)."""
@@ -372,7 +380,7 @@ def _run_compiled(kernel, buffers, jobs, dtype) -> bool:
     (then nothing has been touched, and the caller takes the chunked path)."""
     global _compile_failure
     # one loop per value of the kernel's fixed (non-numeric) scalars, e.g. Nesterov's flag
-    fixed = [i for i, x in enumerate(jobs[0][1]) if type(x) is bool]
+    fixed = [i for i, x in enumerate(jobs[0][1]) if not _is_real(x)]
     groups = {(): jobs} if not fixed else {}
     for job in jobs if fixed else ():
         groups.setdefault(tuple([job[1][i] for i in fixed]), []).append(job)
@@ -385,10 +393,8 @@ def _run_compiled(kernel, buffers, jobs, dtype) -> bool:
                       f"using the chunked NumPy path instead ({_compile_failure})",
                       RuntimeWarning, stacklevel=4)
         return False
-    chunk = max(1, CHUNK_BYTES // dtype.itemsize)
     for step, group in steps:
-        total = sum(views[0].shape[0] for views, _ in group)
-        threads = get_num_threads() if total >= THREAD_MIN_CHUNKS * chunk else 1
+        threads = _threads_for(group, dtype)
         parts = _split(group, threads) if threads > 1 else [group]
         waiting = []
         for part in parts[1:]:
@@ -623,7 +629,7 @@ class Optimizer:
             return
         total = sum(views[0].shape[0] for views, _ in jobs)
         chunk = max(1, CHUNK_BYTES // dtype.itemsize)
-        threads = get_num_threads() if total >= THREAD_MIN_CHUNKS * chunk else 1
+        threads = _threads_for(jobs, dtype)
         size = min(chunk, max(views[0].shape[0] for views, _ in jobs))
         scratch = [self._scratch_pair(("numpy", dtype, None, k), size,
                                       lambda n: np.empty(n, dtype)) for k in range(threads)]
