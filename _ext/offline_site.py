@@ -59,6 +59,7 @@ def _drop_thebe(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    app.add_css_file("chapter.css")
     app.add_js_file(None, body=REQUIRE_CONFIG, priority=200)
     app.add_js_file(None, body=MATHJAX2_ADAPTER, priority=200)
     app.connect("html-page-context", _drop_thebe, priority=900)

@@ -436,7 +436,7 @@ def test_page_is_written_for_the_recorded_file():
     """The book caches executed pages by their code, not by the files they read: the
     page names the digest of the results file, so a new recording changes the page's
     code (and re-executes it) instead of leaving stale numbers on it."""
-    page = (ROOT / "chapters" / "09b-how-fast-is-an-optimizer-step.md").read_text()
+    page = (ROOT / "chapters" / "appendix-a-optimizer-step-speed.md").read_text()
     named = re.search(r'RESULTS_SHA256 = "([0-9a-f]{64})"', page).group(1)
     assert named == hashlib.sha256(RECORDED.read_bytes()).hexdigest()
     assert 'RESULTS_FILE = "cpu-2core.json"' in page

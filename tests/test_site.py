@@ -16,7 +16,7 @@ from site_helpers import (move_every_slider, open_offline, slider_boxes, toc_fil
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
-EWA_PAGE = "chapters/02-exponentially-weighted-averages.html"
+EWA_PAGE = "chapters/03-exponentially-weighted-averages.html"
 
 
 def toc_pages() -> list[str]:

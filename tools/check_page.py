@@ -1,6 +1,6 @@
 """Check one chapter page quickly, in isolation: strict build + a look in headless Chromium.
 
-    .venv/bin/python tools/check_page.py chapters/03-momentum.md [--keep]
+    .venv/bin/python tools/check_page.py chapters/04-momentum.md [--keep]
 
 The book is copied into a temporary folder in which every *other* page is replaced by a
 stub that keeps only its title, its labels and its bibliography, so only the page under
@@ -105,7 +105,7 @@ def browse(html: Path, doc: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("page", type=Path, help="e.g. chapters/03-momentum.md")
+    parser.add_argument("page", type=Path, help="e.g. chapters/04-momentum.md")
     parser.add_argument("--keep", action="store_true", help="keep the temporary build folder")
     args = parser.parse_args()
     page = (ROOT / args.page).resolve() if not args.page.is_absolute() else args.page

@@ -3,7 +3,7 @@ r"""The opening's fraud story, reproduced small: rare positives, full batch agai
 The chapter opens with a story (``chapters/00-opening.md``): a fraud model on 48 million
 transactions with 186 features went from 6 hours per epoch with batch gradient descent
 to 12 minutes per epoch with mini-batches of 512, Adam and a cosine schedule.  This module
-holds what the scaled-down reproduction (``chapters/10b-case-study-fraud-detection.md``)
+holds what the scaled-down reproduction (``chapters/02-fraud-story-measured.md``)
 needs:
 
 * :func:`synthetic_transactions`: a transaction table with 186 features of very

@@ -23,7 +23,7 @@ ripple, which is luck more than merit.
 >>> tuned_lr("SGD", quadratic, steps=50)
 0.3
 
-This module holds what the book's playground page (``chapters/playground.md``) and the
+This module holds what the book's playground page (``chapters/appendix-b-playground.md``) and the
 reference app for exercise E (``solutions/playground/``) share: the names, which
 hyperparameters each optimizer takes, the tuned :math:`\alpha`, the loss panel with one
 curve per optimizer, and the two-panel frame the page shows.

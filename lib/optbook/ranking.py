@@ -1,6 +1,6 @@
 r"""Search ranking, reproduced small: click logs, a deep & cross network, NDCG@k.
 
-The case study (``chapters/10-case-study-flipkart.md``) reports a ranking model trained on 1.5
+The case study (``chapters/12-case-study-search-ranking.md``) reports a ranking model trained on 1.5
 billion logged query–click pairs.  Nothing of that log is public, so this module makes a
 small one whose hidden truth we know, and the pieces needed to train and judge a ranker
 on it:
