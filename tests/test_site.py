@@ -134,3 +134,42 @@ def test_solutions_in_the_book_are_folded(site):
         assert html.count("<summary>Show the model answer</summary>") == prose, path
         assert html.count("tag_hide-input") >= code, path
         assert "Write your answer here" not in html, path
+
+
+PROVENANCE_NOTE = "About this chapter"
+SOURCE_WORD = re.compile(r"(?<!open )\bsources?\b(?! code)", re.I)
+
+
+def article_text(html: str, drop_note: str = PROVENANCE_NOTE) -> str:
+    """A built page's article text (prose, tables, code), without the admonition titled
+    ``drop_note``: the one place where the chapter may say what it was built from."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    article = soup.find("article") or soup
+    for title in article.select("div.admonition > p.admonition-title"):
+        if title.get_text(strip=True) == drop_note:
+            title.parent.decompose()
+    return article.get_text(" ")
+
+
+def test_article_text_counts_only_outside_the_note():
+    html = ('<article><p>The source of it.</p><div class="admonition">'
+            '<p class="admonition-title">About this chapter</p><p>source</p></div>'
+            '<p>open source and source code</p></article>')
+    assert len(SOURCE_WORD.findall(article_text(html))) == 1
+
+
+def test_the_book_speaks_in_its_own_voice(site):
+    """The book teaches; it does not review a draft its readers never see. Outside the one
+    "About this chapter" note, "source" (not "source code", not "open source") appears at
+    most 10 times in the whole site's article text, and the note exists exactly once."""
+    counts, notes = {}, 0
+    for path in toc_pages():
+        html = (HTML / path).read_text(encoding="utf-8")
+        notes += html.count(f">{PROVENANCE_NOTE}<")
+        found = len(SOURCE_WORD.findall(article_text(html)))
+        if found:
+            counts[path] = found
+    assert notes == 1, f"the '{PROVENANCE_NOTE}' note appears {notes} times"
+    assert sum(counts.values()) <= 10, f"'source' outside the note: {counts}"
