@@ -1,4 +1,4 @@
-r"""8.2 Exponentially weighted averages — the primitive under momentum, RMSprop and Adam.
+r"""8.3 Exponentially weighted averages — the primitive under momentum, RMSprop and Adam.
 
 Let :math:`\theta_1, \theta_2, \dots` be a sequence (daily temperatures, or a gradient's
 history) and :math:`\beta \in [0, 1)` the argument ``beta``.  The average starts at zero
@@ -16,12 +16,16 @@ toward the zero start; dividing it out gives the bias-corrected average
 
     \hat V_t = \frac{V_t}{1-\beta^t}.
 
-The weights of the last :math:`1/(1-\beta)` values add up to about
-:math:`1 - 1/e \approx 63\%` of the total, which is why :math:`1/(1-\beta)` is read as
-"the number of values averaged over".
+In a long-running average the newest :math:`n` values carry the share
+:math:`1-\beta^n` of the weight.  For the window :math:`n = 1/(1-\beta)` that share is
+about 63--65 % when :math:`\beta \ge 0.9` and tends to :math:`1 - 1/e \approx 63\%` as
+:math:`\beta \to 1`, which is why :math:`1/(1-\beta)` is read as "the number of values
+averaged over"; for small :math:`\beta` it is larger (75 % at :math:`\beta = 0.5`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -70,3 +74,33 @@ def weights(beta: float, t: int) -> np.ndarray:
     beta = _check_beta(beta)
     k = np.arange(1, t + 1)
     return (1.0 - beta) * beta ** (t - k)
+
+
+def window_length(beta: float) -> int:
+    r"""The window as a whole number of values, :math:`\lceil 1/(1-\beta) \rceil`.
+
+    ``1/(1 - 0.9)`` is 10.000000000000002 in floating point; a window within rounding
+    of a whole number counts as that number.
+
+    >>> [window_length(b) for b in (0.0, 0.5, 0.9, 0.98, 0.999, 0.7)]
+    [1, 2, 10, 50, 1000, 4]
+    """
+    n = effective_window(beta)
+    return math.ceil(n - 1e-9 * n)
+
+
+def newest_share(beta: float, n: int | None = None) -> float:
+    r"""The share of the weight that the newest ``n`` values carry in a long-running
+    average: :math:`\sum_{j=0}^{n-1} (1-\beta)\beta^{j} = 1 - \beta^{n}`.
+
+    ``n`` defaults to the window, :func:`window_length`.  (Early on, when the weights
+    sum to :math:`1-\beta^t` rather than 1, divide by that sum.)
+
+    >>> round(newest_share(0.5), 4), round(newest_share(0.9), 4)
+    (0.75, 0.6513)
+    """
+    beta = _check_beta(beta)
+    n = window_length(beta) if n is None else int(n)
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return 1.0 - beta**n
