@@ -259,6 +259,22 @@ def interleaved(steps: dict, repeats: int, warmup: int = 1, sync=None) -> dict:
 
 
 # ------------------------------------------------------------------------------ the parts
+def last_level_cache_bytes(cpu: Path = Path("/sys/devices/system/cpu/cpu0/cache")):
+    """Size in bytes of the largest-level cache CPU 0 sees (Linux sysfs), or None."""
+    best = None
+    for index in sorted(cpu.glob("index*")):
+        try:
+            level = int((index / "level").read_text())
+            size = (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        unit = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1:], 1)
+        number = int(size[:-1] if size[-1:] in "KMG" else size)
+        if best is None or level > best[0]:
+            best = (level, number * unit)
+    return best[1] if best else None
+
+
 def machine_info(threads):
     model = platform.processor() or "unknown"
     try:
@@ -277,6 +293,7 @@ def machine_info(threads):
             "python": platform.python_version(), "numpy": np.__version__,
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "optbook_threads": threads, "cuda_device": cuda,
+            "llc_bytes": last_level_cache_bytes(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "load_average_start": list(os.getloadavg())}
 

@@ -725,3 +725,16 @@ def test_a_read_only_state_buffer_is_never_written(monkeypatch):
     with pytest.raises(ValueError, match="read-only"):
         opt.update(params, grads)
     assert_array_equal(opt.state["w"]["m"], before)
+
+
+def test_last_level_cache_size_is_read_from_sysfs(tmp_path):
+    """The benchmark records the largest cache level's size (the page uses it to say how
+    much of a 40 MB array's traffic can stay in the cache)."""
+    read = load_benchmark().last_level_cache_bytes
+    for index, level, size in [(0, 1, "48K"), (2, 2, "2048K"), (3, 3, "32M")]:
+        folder = tmp_path / f"index{index}"
+        folder.mkdir()
+        (folder / "level").write_text(f"{level}\n")
+        (folder / "size").write_text(f"{size}\n")
+    assert read(tmp_path) == 32 * 2**20
+    assert read(tmp_path / "missing") is None

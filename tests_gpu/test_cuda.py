@@ -5,7 +5,7 @@ they fail at once (see conftest.py) instead of being skipped.  They check what t
 suite cannot: the optimizers' torch path on CUDA tensors (bitwise the readable step
 functions, and torch.optim's CUDA implementations to rounding), the training pipeline's
 mixed precision (bfloat16 autocast, float16 with a GradScaler) and its checkpoints on
-the GPU, DistributedDataParallel over NCCL, page 9's GPU cell and page 1's timing loop.
+the GPU, DistributedDataParallel over NCCL, 8.10's GPU cell and 8.1's timing loop.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def test_cuda_and_cpu_agree_to_float32_rounding(case):
 
 
 def test_page_9_gpu_cell_book_adam_against_fused_adam():
-    """Page 9's last cell: the book's Adam and torch's fused Adam train two copies of a
+    """8.10's last cell: the book's Adam and torch's fused Adam train two copies of a
     model on the GPU for 200 updates and end within float32 rounding of each other."""
     torch.manual_seed(0)
     X = torch.randn(512, 20)

@@ -5,16 +5,16 @@ Modules follow the order in which the chapter teaches them:
 ========================  =====================================================
 ``optbook.notation``      the book's one notation table (symbols ↔ code names)
 ``optbook.minibatch``     8.1 mini-batches, the batch-size experiments, LR scaling rules
-``optbook.ewa``           8.2 exponentially weighted averages
-``optbook.optimizers``    8.3–8.5 SGD, momentum, RMSprop, AdaGrad, Adam, AdamW (readable
-                          steps; the classes run them in place, in chunks — see 09b)
-``optbook.onepass``       the optimizers' kernels traced into one C loop per step (09b)
-``optbook.schedules``     8.6 learning-rate schedules
+``optbook.ewa``           8.3 exponentially weighted averages
+``optbook.optimizers``    8.4–8.6 SGD, momentum, RMSprop, AdaGrad, Adam, AdamW (readable
+                          steps; the classes run them in place, in chunks — Appendix A)
+``optbook.onepass``       the optimizers' kernels traced into one C loop per step (Appendix A)
+``optbook.schedules``     8.7 learning-rate schedules
 ``optbook.surfaces``      2-D loss surfaces for figures and the playground
 ``optbook.plotting``      figure helpers shared by the chapter pages
 ``optbook.widgets``       sliders that also work in the static site
 ``optbook.models``        small models with hand-written gradients (the comparison problem)
-``optbook.torch_loops``   small PyTorch models and a scheduled training loop (8.6 warm-up)
+``optbook.torch_loops``   small PyTorch models and a scheduled training loop (8.7 warm-up)
 ``optbook.train``         Create: the training pipeline — AdamW, warm-up → cosine, clipping,
                           LR scaling, checkpoints, DDP (python -m optbook.train)
 ``optbook.ranking``       the search-ranking case study: click data, DCN, NDCG@10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: The five daily temperatures (°C) of the chapter's worked EWA example (section 8.2).
+#: The five daily temperatures (°C) of the chapter's worked EWA example (section 8.3).
 SEED_TEMPERATURES = (35.0, 33.0, 36.0, 34.0, 38.0)
 
 

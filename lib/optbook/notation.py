@@ -30,12 +30,12 @@ NOTATION: tuple[Symbol, ...] = (
            "writes $m$); mini-batch size, so an epoch has $\\lceil N/B \\rceil$ updates"),
     Symbol(r"$\alpha$", "lr", "learning rate (a number, or a schedule $\\alpha_t$)"),
     Symbol(r"$\beta$", "beta", "decay of an exponentially weighted average "
-           "(the 8.2 average, momentum, RMSprop)"),
+           "(the 8.3 average, momentum, RMSprop)"),
     Symbol(r"$\beta_1$", "beta1", "Adam's decay for the first moment"),
     Symbol(r"$\beta_2$", "beta2", "Adam's decay for the second moment"),
     Symbol(r"$\varepsilon$", "epsilon", "small constant added to the denominator"),
     Symbol(r"$\lambda$", "weight_decay", "weight-decay coefficient (AdamW)"),
-    Symbol(r"$V_t$", "V", "the exponentially weighted average of a sequence $\\theta_t$ (8.2)"),
+    Symbol(r"$V_t$", "V", "the exponentially weighted average of a sequence $\\theta_t$ (8.3)"),
     Symbol(r"$m_t$", "m", "first moment: average of gradients "
            "(momentum's velocity, written $V_{dW}$ in many courses)"),
     Symbol(r"$v_t$", "v", "second moment: average of squared gradients "

@@ -1,11 +1,11 @@
-r"""8.3–8.5 The optimizers: SGD, momentum, RMSprop, AdaGrad, Adam and AdamW.
+r"""8.4–8.6 The optimizers: SGD, momentum, RMSprop, AdaGrad, Adam and AdamW.
 
 The chapter builds each optimizer from the one before, in the book's notation
 (:mod:`optbook.notation`): :math:`\theta` the parameters, :math:`g_t` the gradient at
 step :math:`t = 1, 2, \dots`, :math:`\alpha` the learning rate.
 
 1. **SGD** steps against the gradient: :math:`\theta \leftarrow \theta - \alpha g`.
-2. **Momentum** steps along :math:`m`, an exponentially weighted average (8.2) of the
+2. **Momentum** steps along :math:`m`, an exponentially weighted average (8.3) of the
    gradients, so oscillating components cancel and steady ones build up.
 3. **RMSprop** divides by :math:`\sqrt{v}`, where :math:`v` averages the *squared*
    gradients: every coordinate gets its own step size.  **AdaGrad** does the same with

@@ -88,7 +88,7 @@ def figure_png(fig, dpi: int = 90) -> bytes:
     return buf.getvalue()
 
 
-# --- 8.2 exponentially weighted averages ------------------------------------------
+# --- 8.3 exponentially weighted averages ------------------------------------------
 
 
 def ewa_figure(theta, beta: float, *, days=None, truth=None, bias_correction: bool = True,
@@ -143,7 +143,7 @@ def bias_factor_figure(betas, t_max: int = 60):
     return fig
 
 
-# --- 2-D loss surfaces and optimizer paths (8.3 onwards) --------------------------
+# --- 2-D loss surfaces and optimizer paths (8.4 onwards) --------------------------
 
 
 def color_of(name: str, i: int = 0) -> str:
@@ -479,7 +479,7 @@ class PathsAndLossesFrames:
         return buf.getvalue()
 
 
-# --- 8.3 momentum ------------------------------------------------------------------
+# --- 8.4 momentum ------------------------------------------------------------------
 
 
 def gradient_average_figure(g, m, *, beta: float, names=("$x$ (along the ravine)",
@@ -508,7 +508,7 @@ def gradient_average_figure(g, m, *, beta: float, names=("$x$ (along the ravine)
     return fig
 
 
-# --- 8.4 RMSprop and AdaGrad -------------------------------------------------------
+# --- 8.5 RMSprop and AdaGrad -------------------------------------------------------
 
 
 def effective_step_figure(curves: dict, *, reference: dict | None = None,
@@ -533,7 +533,7 @@ def effective_step_figure(curves: dict, *, reference: dict | None = None,
     return _finish_curves(fig, ax, logy=True, xlabel="step $t$", ylabel=ylabel, title=title)
 
 
-# --- 8.5 Adam and AdamW -----------------------------------------------------------
+# --- 8.6 Adam and AdamW -----------------------------------------------------------
 
 
 def adam_moments_figure(g, beta1: float = 0.9, beta2: float = 0.999, *, mean=None,
@@ -881,7 +881,7 @@ def run_groups_figure(groups: dict, *, colors: dict | None = None, logy: bool = 
     return _finish_curves(fig, ax, logy=logy, xlabel=xlabel, ylabel=ylabel, title=title)
 
 
-# --- 8.6 schedules -----------------------------------------------------------------
+# --- 8.7 schedules -----------------------------------------------------------------
 
 
 def schedules_figure(curves: dict, *, xlabel: str = "epoch $t$", title: str | None = None,

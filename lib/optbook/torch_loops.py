@@ -1,6 +1,6 @@
-r"""Small PyTorch training routines for the warm-up experiment of 8.6 (and its tests).
+r"""Small PyTorch training routines for the warm-up experiment of 8.7 (and its tests).
 
-The 8.6 page measures what a linear warm-up does for large-batch training at a high
+The 8.7 page measures what a linear warm-up does for large-batch training at a high
 learning rate.  The pieces it needs are kept here so that the page shows the idea (its
 own short training loop, asserted equal to :func:`train_with_schedule`) and the tests
 can check the page's claims over several seeds:
