@@ -173,3 +173,45 @@ def test_the_book_speaks_in_its_own_voice(site):
             counts[path] = found
     assert notes == 1, f"the '{PROVENANCE_NOTE}' note appears {notes} times"
     assert sum(counts.values()) <= 10, f"'source' outside the note: {counts}"
+
+
+def widget_states(html: str) -> list[dict]:
+    import json
+
+    return [json.loads(m) for m in re.findall(
+        r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', html, re.S)]
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_slider_frames_are_files_not_inline_bytes(site, path):
+    """Every frame of every slider is an image file under _frames/ (fetched when first
+    shown, cached between pages), never base64 inside the page."""
+    import base64
+
+    html_path = HTML / path
+    for state in widget_states(html_path.read_text(encoding="utf-8")):
+        for model in state["state"].values():
+            if model["model_name"] != "ImageModel":
+                continue
+            assert model["state"]["format"] == "url", f"{path}: a frame is inline"
+            url = base64.b64decode(model["buffers"][0]["data"]).decode()
+            frame = (html_path.parent / url).resolve()
+            assert frame.is_file() and (HTML / "_frames") in frame.parents, (path, url)
+
+
+@pytest.mark.parametrize("path", [p for p in toc_pages() if p.startswith("chapters/")])
+def test_each_page_offers_its_executed_notebook_and_its_source(site, path):
+    """The download menu of a chapter page links its .md source and its .ipynb with the
+    outputs the site shows, so it opens ready in JupyterLab."""
+    import nbformat
+
+    html = (HTML / path).read_text(encoding="utf-8")
+    stem = Path(path).stem
+    assert f'href="../_sources/chapters/{stem}.md"' in html
+    if f"chapters/{stem}.ipynb" not in html:
+        text = (ROOT / "chapters" / f"{stem}.md").read_text(encoding="utf-8")
+        assert "```{code-cell}" not in text, f"{path} runs code but offers no notebook"
+        return
+    nb = nbformat.read(HTML / "_sources" / "chapters" / f"{stem}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and any(c.outputs for c in code), f"{stem}.ipynb has no outputs"

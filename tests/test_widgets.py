@@ -4,7 +4,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pytest
 
-from optbook.widgets import frame_slider
+from optbook.widgets import frame_slider, png_size
 
 
 def _render(**values):
@@ -90,7 +90,28 @@ def test_named_axes_can_be_buttons_or_a_drop_down_linked_like_sliders():
     frame = outer.children[2].children[1].children[0]
     reference = _render(optimizer="AdaGrad", surface="beale", alpha=0.01)
     from optbook.plotting import figure_png
-    assert frame.value == figure_png(reference, dpi=90)
+    # drawn at twice the pixels (sharp on high-DPI screens), shown at the size of dpi=90
+    assert frame.value == figure_png(reference, dpi=180)
+    at_90 = png_size(figure_png(_render(optimizer="AdaGrad", surface="beale", alpha=0.01),
+                                dpi=90))
+    assert abs(int(frame.width) - at_90[0]) <= 0.02 * at_90[0]  # tight bbox rounds
+
+
+def test_png_size_reads_the_header_and_refuses_other_bytes():
+    import io
+
+    buffer = io.BytesIO()
+    fig = plt.figure(figsize=(3, 2))
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    assert png_size(buffer.getvalue()) == (300, 200)
+    with pytest.raises(ValueError, match="not a PNG"):
+        png_size(b"GIF89a" + bytes(30))
+
+
+def test_density_must_be_a_small_whole_number():
+    with pytest.raises(ValueError, match="density"):
+        frame_slider(lambda beta: None, beta=[0.5, 0.9], density=0)
 
 
 def test_render_may_return_png_bytes():

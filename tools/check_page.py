@@ -38,7 +38,9 @@ def stub(text: str) -> str:
     for i, line in enumerate(lines):
         if LABEL.match(line):
             nxt = next((ln for ln in lines[i + 1:] if ln.strip()), "")
-            body += ["", line, nxt if HEADING.match(nxt) else "## (label target)"]
+            # every kept heading becomes a level-2 one, so the stub's levels never jump
+            heading = "## " + nxt.lstrip("#").strip() if HEADING.match(nxt) else ""
+            body += ["", line, heading or "## (label target)"]
     if "{bibliography}" in text:
         body += ["", "```{bibliography}", "```"]
     return "\n".join(body) + "\n"

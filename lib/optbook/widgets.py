@@ -50,25 +50,43 @@ def _control(kind: str, options, index: int, description: str) -> widgets.Widget
     common = dict(options=options, value=index, description=description,
                   style={"description_width": "initial"})
     if kind == "slider":
-        return widgets.SelectionSlider(continuous_update=True, layout=widgets.Layout(width="420px"),
-                                       **common)
+        # As wide as the column allows, at most 420 px: on a phone the track shrinks
+        # and the value read-out stays on screen.
+        return widgets.SelectionSlider(continuous_update=True, **common,
+                                       layout=widgets.Layout(width="100%", max_width="420px"))
     if kind == "toggle":
         common["style"]["button_width"] = "auto"
         return widgets.ToggleButtons(**common)
-    return widgets.Dropdown(layout=widgets.Layout(width="280px"), **common)
+    return widgets.Dropdown(layout=widgets.Layout(width="100%", max_width="280px"), **common)
 
 
-def _frame(render, values: dict, dpi: int) -> bytes:
-    """One frame's PNG: ``render`` returns a Figure (rendered here) or PNG bytes."""
+def _frame(render, values: dict, dpi: int, density: int) -> widgets.Image:
+    """One frame: ``render`` returns a Figure or the bytes of a PNG it drew itself.
+
+    A Figure is drawn with ``density`` pixels per CSS pixel (2: sharp on high-DPI
+    screens) and shown at the size it would have at ``dpi``; PNG bytes are shown as
+    they are."""
     frame = render(**values)
+    width = ""
     if isinstance(frame, (bytes, bytearray)):
-        if not bytes(frame).startswith(PNG_SIGNATURE):
+        png = bytes(frame)
+        if not png.startswith(PNG_SIGNATURE):
             raise ValueError(f"render({values}) returned bytes that are not a PNG image")
-        return bytes(frame)
-    if not hasattr(frame, "savefig"):
+    elif hasattr(frame, "savefig"):
+        png = figure_png(frame, dpi=dpi * density)
+        width = str(round(png_size(png)[0] / density))
+    else:
         raise TypeError(f"render({values}) returned a {type(frame).__name__}; it must return "
                         "a matplotlib Figure or the bytes of a PNG image")
-    return figure_png(frame, dpi=dpi)
+    return widgets.Image(value=png, format="png", width=width,
+                         layout=widgets.Layout(max_width="100%", height="auto"))
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels, read from a PNG's header."""
+    if not png.startswith(PNG_SIGNATURE) or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG image")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
 def _check_axes(axes: dict[str, Sequence]) -> dict[str, list]:
@@ -87,7 +105,8 @@ def _check_axes(axes: dict[str, Sequence]) -> dict[str, list]:
 
 def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None = None,
                  initial: dict[str, object] | None = None, fmt: str = "g", dpi: int = 90,
-                 controls: dict[str, str] | None = None, **axes: Sequence) -> widgets.VBox:
+                 density: int = 2, controls: dict[str, str] | None = None,
+                 **axes: Sequence) -> widgets.VBox:
     r"""Sliders over precomputed frames, linked in the browser.
 
     ``render(**values)`` must return a matplotlib ``Figure`` for one combination of
@@ -96,7 +115,9 @@ def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None
     values; ``labels`` gives the text shown beside each slider (e.g. ``{"beta": "β"}``)
     and ``initial`` the starting values.  ``controls`` turns an axis into another kind
     of control (:data:`CONTROLS`): ``"toggle"`` for a row of buttons, ``"dropdown"`` for
-    a drop-down list; the default is ``"slider"``.
+    a drop-down list; the default is ``"slider"``. A Figure is shown at the size it has
+    at ``dpi`` and drawn with ``density`` times as many pixels each way (sharp on
+    high-DPI screens).
 
     >>> import matplotlib.pyplot as plt
     >>> def render(beta):
@@ -135,9 +156,10 @@ def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None
                                 [(_label(v, fmt), i) for i, v in enumerate(values)],
                                 values.index(start), labels.get(name, name)))
 
+    if density not in (1, 2, 3):
+        raise ValueError(f"density must be 1, 2 or 3 pixels per CSS pixel, got {density!r}")
     images = {
-        combo: widgets.Image(value=_frame(render, {n: axes[n][i] for n, i in zip(names, combo)}, dpi),
-                             format="png", layout=widgets.Layout(max_width="100%"))
+        combo: _frame(render, {n: axes[n][i] for n, i in zip(names, combo)}, dpi, density)
         for combo in itertools.product(*(range(len(axes[n])) for n in names))
     }
 

@@ -1,0 +1,59 @@
+"""The book's own Sphinx extensions (_ext/), tested without a build."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "_ext"))
+
+import slider_frames  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"frame-bytes"
+
+
+def image_model(data: bytes, fmt: str = "png") -> dict:
+    return {"model_name": "ImageModel", "state": {"format": fmt},
+            "buffers": [{"encoding": "base64", "path": ["value"],
+                         "data": base64.b64encode(data).decode()}]}
+
+
+def page_with(models: dict) -> str:
+    state = {"version_major": 2, "version_minor": 0, "state": models}
+    return ("<html><body><p>text</p><script type=\"application/vnd.jupyter.widget-state+json\">"
+            + json.dumps(state) + "</script></body></html>")
+
+
+def test_frames_leave_the_page_as_files(tmp_path):
+    out = tmp_path / "html"
+    page = out / "chapters" / "p.html"
+    page.parent.mkdir(parents=True)
+    other = PNG + b"2"
+    page.write_text(page_with({"a": image_model(PNG), "b": image_model(PNG),
+                               "c": image_model(other), "s": {"model_name": "SliderModel"}}))
+    assert slider_frames.externalize_page(page, out) == 3
+    state = json.loads(page.read_text().split('json">')[1].split("</script>")[0])["state"]
+    urls = {k: base64.b64decode(m["buffers"][0]["data"]).decode()
+            for k, m in state.items() if m["model_name"] == "ImageModel"}
+    assert all(state[k]["state"]["format"] == "url" for k in urls)
+    assert urls["a"] == urls["b"] != urls["c"], "identical frames share one file"
+    assert all(u.startswith("../_frames/") for u in urls.values()), "relative to the page"
+    assert (page.parent / urls["a"]).read_bytes() == PNG
+    assert (page.parent / urls["c"]).read_bytes() == other
+    assert "<p>text</p>" in page.read_text()
+    # a second pass (an incremental rebuild) changes nothing
+    before = page.read_text()
+    assert slider_frames.externalize_page(page, out) == 0
+    assert page.read_text() == before
+
+
+def test_a_frame_whose_bytes_are_not_its_format_is_refused(tmp_path):
+    page = tmp_path / "p.html"
+    page.write_text(page_with({"a": image_model(b"GIF89a...", "png")}))
+    with pytest.raises(ValueError, match="not one"):
+        slider_frames.externalize_page(page, tmp_path)
