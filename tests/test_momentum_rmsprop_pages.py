@@ -1,4 +1,4 @@
-"""Figure helpers added for pages 8.3 (momentum) and 8.4 (RMSprop and AdaGrad)."""
+"""Figure helpers added for pages 8.4 (momentum) and 8.5 (RMSprop and AdaGrad)."""
 
 from __future__ import annotations
 
