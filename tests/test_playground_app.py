@@ -15,6 +15,7 @@ scenario to make the README's screenshots.
 
 from __future__ import annotations
 
+import ast
 import csv
 import inspect
 import io
@@ -197,14 +198,21 @@ def test_tuned_lr_is_the_best_grid_value_that_does_not_diverge():
             finals[lr] = path.losses[-1]
     assert len(finals) < len(grid)
     assert tuned_lr("SGD", "rosenbrock", steps=100, grid=grid) == min(finals, key=finals.get)
-    # the other hyperparameters are passed through
-    beta = {lr: surfaces.trajectory(optimizers.MomentumSGD(lr=lr, beta=0.5), surfaces.beale,
-                                    steps=60).losses[-1] for lr in grid}
+    # the other hyperparameters are passed through (momentum diverges at 0.1, so the
+    # best α, 0.03, is not at the end of the grid)
+    grid += (0.1,)
+    beta = {}
+    for lr in grid:
+        path = surfaces.trajectory(optimizers.MomentumSGD(lr=lr, beta=0.5), surfaces.beale,
+                                   steps=60)
+        if path.diverged_at is None:
+            beta[lr] = path.losses[-1]
     assert tuned_lr("Momentum", "beale", steps=60, grid=grid, beta=0.5) == min(beta, key=beta.get)
 
 
 @pytest.mark.parametrize("args, kwargs, message", [
     (("SGD", "rosenbrock"), {"grid": (1.0, 3.0), "steps": 50}, "diverges on rosenbrock at every lr"),
+    (("SGD", "quadratic"), {"grid": (0.01, 0.03, 0.1)}, "0.1, is the largest of the grid"),
     (("SGD", "quadratic"), {"lr": 0.1}, "chooses lr itself"),
     (("Adam", "quadratic"), {"beta": 0.9}, "Adam takes no beta"),
     (("Nadam", "quadratic"), {}, "Unknown optimizer 'Nadam'"),
@@ -278,6 +286,23 @@ def test_compact_png_is_a_smaller_palette_png():
 
     small, full = playground.compact_png(fig(), dpi=60), figure_png(fig(), dpi=60)
     assert Image.open(io.BytesIO(small)).mode == "P" and len(small) < len(full) / 2
+
+
+def app_lr_options() -> tuple:
+    """The app's α slider values (``LR_OPTIONS`` in app.py, read without running it)."""
+    tree = ast.parse(APP.read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.Assign)
+                and getattr(n.targets[0], "id", None) == "LR_OPTIONS")
+    return eval(compile(ast.Expression(node.value), str(APP), "eval"))
+
+
+def test_the_app_can_start_every_optimizer_at_its_tuned_alpha():
+    """Each preset α (the book's tuning rule, also the static page's table) is one of
+    the α slider's values, so the app starts exactly there."""
+    options = app_lr_options()
+    presets = core.presets()
+    assert {hp["lr"] for hp in presets.values()} <= set(options)
+    assert presets["rosenbrock", "Adam"]["lr"] == tuned_lr("Adam", "rosenbrock")
 
 
 # ======================================================================= the app, served
@@ -454,8 +479,10 @@ def test_the_app_in_chromium(browser, tmp_path):
     assert len(start["images"]) == 2 and start["table"][:3] == ["0", "-1.5", "1"]
     assert "SGD" in start["headline"] and "quadratic" in start["headline"]
     # the slider moved α and everything that depends on it changed; the start did not
-    assert dict(start["sliders"])["α (learning rate)"] == "0.3"
-    assert dict(moved["sliders"])["α (learning rate)"] == "0.2"
+    preset = tuned_lr("SGD", "quadratic")           # the tuned α is the slider's start
+    assert dict(start["sliders"])["α (learning rate)"] == f"{preset:g}"
+    one_down = max(lr for lr in app_lr_options() if lr < preset)
+    assert dict(moved["sliders"])["α (learning rate)"] == f"{one_down:g}"
     for key in ("images", "table"):
         assert changed(start, moved, key), f"moving α did not change the {key}"
     assert all(a != b for a, b in zip(start["images"], moved["images"])), "a figure did not change"

@@ -11,10 +11,14 @@ scale for :math:`\alpha`.  Plain SGD moves by :math:`\alpha g`, so on Rosenbrock
 walls have gradients in the hundreds, it needs :math:`\alpha \approx 10^{-3}`; Adam
 moves each coordinate by about :math:`\alpha` whatever the gradient, so at the same
 :math:`\alpha` it would hardly move.  Comparing them at one :math:`\alpha` compares the
-choice of :math:`\alpha`, not the methods.  So the playground starts each method at its
-own tuned value: :func:`tuned_lr` runs it for a fixed number of steps at every
-:math:`\alpha` of a grid spaced by a factor of about 3 (:data:`LR_GRID`) and keeps the
-one with the lowest final loss among the runs that did not diverge.  That is how a
+choice of :math:`\alpha`, not the methods.  So every comparison in the book starts each
+method at its own tuned value, chosen by one rule, :func:`tuned_lr`: run the method for
+:data:`TUNING_STEPS` steps at every :math:`\alpha` of :data:`TUNING_GRID` (a factor of
+about 3 apart), every other hyperparameter at the library's default, and keep the
+:math:`\alpha` whose run ends lowest without diverging.  Final losses within
+:data:`LOSS_FLOOR` of the minimum count as equal (below that, a lower number measures
+rounding, not the method), and a tie goes to the smaller :math:`\alpha`.  A winner at
+either end of the grid is refused: the best value might lie beyond it.  That is how a
 practitioner tunes, and it has the practitioner's weakness: on a rugged surface such
 as Rastrigin the "best" :math:`\alpha` is the one that happened to land in a lower
 ripple, which is luck more than merit.
@@ -23,10 +27,12 @@ ripple, which is luck more than merit.
 >>> tuned_lr("SGD", quadratic, steps=50)
 0.3
 
-This module holds what the book's playground page (``chapters/appendix-b-playground.md``) and the
-reference app for exercise E (``solutions/playground/``) share: the names, which
-hyperparameters each optimizer takes, the tuned :math:`\alpha`, the loss panel with one
-curve per optimizer, and the two-panel frame the page shows.
+This module holds what the book's playground page
+(``chapters/appendix-b-playground.md``), its side-by-side page
+(``chapters/09-optimizers-side-by-side.md``) and the reference app for exercise E
+(``solutions/playground/``) share: the names, which hyperparameters each optimizer
+takes, the tuning rule and its grid, the loss panel with one curve per optimizer, and
+the two-panel frame the playground page shows.
 """
 
 from __future__ import annotations
@@ -44,10 +50,20 @@ from .plotting import Backdrop, color_of, contour_figure, empty_axes
 from .surfaces import SURFACES, Surface, trajectory
 
 #: The optimizers in the order the controls list them (the four of exercise E first).
-OPTIMIZER_NAMES: tuple[str, ...] = ("SGD", "Momentum", "RMSprop", "Adam", "AdaGrad", "AdamW")
+OPTIMIZER_NAMES: tuple[str, ...] = ("SGD", "Momentum", "RMSprop", "Adam", "AdaGrad",
+                                    "AdamW")
 #: The surfaces of exercise E, by their names in :data:`optbook.surfaces.SURFACES`.
 SURFACE_NAMES: tuple[str, ...] = ("quadratic", "rosenbrock", "rastrigin", "beale")
-#: Candidate learning rates for :func:`tuned_lr`: 1, 3, 10, ... × 10⁻⁴ up to 1.
+#: The candidate learning rates of :func:`tuned_lr`: 1 and 3 × 10⁻⁵, 10⁻⁴, …, 10.
+#: Wide enough that no optimizer's best α on any of the four surfaces is at either end
+#: (``tests/test_pages_tuning.py`` checks it).
+TUNING_GRID: tuple[float, ...] = tuple(round(m * 10.0**e, 12) for e in range(-5, 2)
+                                       for m in (1, 3))
+#: How many steps each tuning run makes: the length of every run the pages show.
+TUNING_STEPS: int = 200
+#: Final losses within this distance of the minimum count as equal when tuning.
+LOSS_FLOOR: float = 1e-12
+#: A coarser grid, 10⁻⁴ … 1: the α values that the reference app's analysis sweeps.
 LR_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 #: The hyperparameters each optimizer takes, as keyword names (see
@@ -82,12 +98,40 @@ def _optimizer(name: str, hyperparams: Mapping):
     return OPTIMIZERS[name](**hyperparams)
 
 
-def tuned_lr(optimizer_name: str, surface, *, steps: int = 200, start=None,
-             grid=LR_GRID, **hyperparams) -> float:
-    r"""The :math:`\alpha` of ``grid`` whose run of ``steps`` updates from ``start``
-    (default: the surface's ``default_start``) ends at the lowest loss without
-    diverging; ties go to the smaller :math:`\alpha`.  ``hyperparams`` (e.g.
-    ``beta=0.9``) are held fixed.  Raises ``ValueError`` if every run diverges.
+def best_lr(scores: Mapping[float, float | None], *, what: str = "the method") -> float:
+    r"""The :math:`\alpha` with the lowest score in ``scores`` (:math:`\alpha` → score,
+    ``None`` for a run that failed, e.g. diverged); a tie goes to the smaller
+    :math:`\alpha`.  Raises ``ValueError`` if every run failed, or if the best
+    :math:`\alpha` is the smallest or the largest tried: the best value might then lie
+    beyond the grid, which must be extended.  ``what`` names the runs in the message.
+
+    >>> best_lr({0.01: 5.0, 0.03: 2.0, 0.1: 2.0, 0.3: None})
+    0.03
+    """
+    if not scores:
+        raise ValueError("best_lr needs the scores of a non-empty grid of learning rates")
+    grid = sorted(float(lr) for lr in scores)
+    ok = {float(lr): score for lr, score in scores.items() if score is not None}
+    if not ok:
+        raise ValueError(f"{what} fails at every lr of {grid}")
+    best = min(ok, key=lambda lr: (ok[lr], lr))
+    if best in (grid[0], grid[-1]):
+        end = "smallest" if best == grid[0] else "largest"
+        raise ValueError(f"for {what} the best lr, {best:g}, is the {end} of the grid "
+                         f"{grid[0]:g} … {grid[-1]:g}: the best value may lie beyond "
+                         "it, so extend the grid")
+    return best
+
+
+def tuned_lr(optimizer_name: str, surface, *, steps: int = TUNING_STEPS, start=None,
+             grid=TUNING_GRID, **hyperparams) -> float:
+    r"""The book's tuning rule: the :math:`\alpha` of ``grid`` whose run of ``steps``
+    updates from ``start`` (default: the surface's ``default_start``) ends at the
+    lowest loss without diverging, with final losses less than :data:`LOSS_FLOOR` above
+    the minimum counted as equal and ties going to the smaller :math:`\alpha`
+    (:func:`best_lr`).  ``hyperparams`` (e.g. ``beta=0.9``) are held fixed; the others
+    keep the library's defaults.  Raises ``ValueError`` if every run diverges or the
+    best :math:`\alpha` is at either end of ``grid``.
     """
     surface = _surface(surface)
     if "lr" in hyperparams:
@@ -95,15 +139,16 @@ def tuned_lr(optimizer_name: str, surface, *, steps: int = 200, start=None,
     grid = [float(lr) for lr in grid]
     if not grid:
         raise ValueError("tuned_lr needs a non-empty grid of learning rates")
-    finals = {}
+    f_min = surface.f_min or 0.0
+    scores = {}
     for lr in grid:
         path = trajectory(_optimizer(optimizer_name, {"lr": lr, **hyperparams}), surface,
                           start=start, steps=steps)
-        if path.diverged_at is None:
-            finals[lr] = float(path.losses[-1])
-    if not finals:
+        scores[lr] = (None if path.diverged_at is not None
+                      else max(float(path.losses[-1]) - f_min, LOSS_FLOOR))
+    if all(score is None for score in scores.values()):
         raise ValueError(f"{optimizer_name} diverges on {surface.name} at every lr of {grid}")
-    return min(finals, key=lambda lr: (finals[lr], lr))
+    return best_lr(scores, what=f"{optimizer_name} on {surface.name}")
 
 
 def runs(surface, settings: Mapping[str, Mapping], *, steps: int = 200, start=None) -> dict:

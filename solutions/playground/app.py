@@ -8,9 +8,10 @@ all six optimizers on that surface (each at its own settings), a summary of ever
 and the iteration table with a CSV download.  Every number comes from the core
 functions of exercise E in ``playground_core.py``; this file only arranges them.
 
-Each optimizer starts at the α that works best for it on the surface
-(:func:`optbook.playground.tuned_lr`, 200 steps from the surface's standard start) and
-at the book's defaults for the rest.  Settings are remembered per surface and
+Each optimizer starts at the α that works best for it on the surface, by the book's
+tuning rule (:func:`optbook.playground.tuned_lr`: 200 steps from the surface's standard
+start, every other hyperparameter at the book's default, the same α as the book's
+playground page) and at the book's defaults for the rest.  Settings are remembered per surface and
 optimizer, so changing Adam's α on Beale leaves Adam on Rosenbrock as it was, and the
 loss curves compare each optimizer at its own current settings.
 """
@@ -35,8 +36,9 @@ from optbook.optimizers import OPTIMIZERS  # noqa: E402
 from optbook.playground import draw_loss_curves  # noqa: E402
 from optbook.plotting import book_style  # noqa: E402
 
-#: Slider values: α on a 1-2-3-5 log scale, the decays, ε and λ on log scales.
-LR_OPTIONS = tuple(round(m * 10.0**e, 10) for e in range(-4, 0) for m in (1, 2, 3, 5)) + (1.0, 2.0, 3.0)
+#: Slider values: α on a 1-2-3-5 log scale (up to 10, the largest tuned α), the
+#: decays, ε and λ on log scales.
+LR_OPTIONS = tuple(round(m * 10.0**e, 10) for e in range(-4, 1) for m in (1, 2, 3, 5)) + (10.0,)
 BETA_OPTIONS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999)
 EPSILON_OPTIONS = (1e-10, 1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1)
 WEIGHT_DECAY_OPTIONS = (0.0, 1e-4, 1e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
