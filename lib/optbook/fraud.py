@@ -390,15 +390,17 @@ def train_until(model, train, valid, *, batch_size: int, optimizer: str = "gd", 
                 idx = order[pos:pos + batch_size]
                 xb, yb = X[idx], y[idx]
             if schedule == "cosine":
-                opt.param_groups[0]["lr"] = 0.5 * lr * (1 + math.cos(math.pi * t / total))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(xb).squeeze(1), yb)
+                cosine = 0.5 * (1 + math.cos(math.pi * t / total))
+                opt.param_groups[0]["lr"] = lr * cosine
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                model(xb).squeeze(1), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
             t += 1
             if t == total or t % per_epoch == 0:
                 break
-        if X.is_cuda:                               # wait for the GPU before reading the clock
+        if X.is_cuda:                     # wait for the GPU before reading the clock
             torch.cuda.synchronize(X.device)
         elapsed += time.perf_counter() - start
         if check(t, elapsed):
