@@ -12,7 +12,10 @@ does the three things configuration alone cannot:
 2. Let the widgets' label typesetting use MathJax 3.  The HTML manager calls the
    MathJax 2 API (``MathJax.Hub.Queue``); a small adapter forwards it to
    ``MathJax.typesetPromise``.
-3. Drop the Thebe scripts.  Thebe ("live code" via Binder) needs a network, is off in
+3. Give controls accessible names that match what is on screen (the theme's search
+   button and show-code toggles; slider handles get their slider's label; slider frames
+   get their alternative text, from the map ``slider_frames`` writes into the page).
+4. Drop the Thebe scripts.  Thebe ("live code" via Binder) needs a network, is off in
    this book, and Jupyter Book registers its configuration script twice, which is a
    JavaScript error on every page.
 """
@@ -43,6 +46,69 @@ document.addEventListener("DOMContentLoaded", function () {
 """
 
 
+ACCESSIBLE_NAMES = """
+(function () {
+  // Accessible names that match what is on screen (WCAG 2.5.3, axe's
+  // label-content-name-mismatch): the theme labels some controls "Search" or "Toggle
+  // hidden content" while they show other words. Their visible text becomes the name.
+  // Slider handles get the name of their slider (the label beside it).
+  function visibleText(el) {
+    var clone = el.cloneNode(true);
+    clone.querySelectorAll(".expanded, .sr-only, .visually-hidden").forEach(function (n) {
+      n.remove();
+    });
+    return (clone.textContent || "").replace(/\\s+/g, " ").trim();
+  }
+  function fix() {
+    document.querySelectorAll("button[aria-label], summary[aria-label], a[aria-label]")
+      .forEach(function (el) {
+        var text = visibleText(el);
+        var label = el.getAttribute("aria-label");
+        if (text && label.toLowerCase().indexOf(text.toLowerCase()) < 0) {
+          el.setAttribute("aria-label", text);
+        }
+      });
+    document.querySelectorAll("summary:not([aria-label])").forEach(function (el) {
+      if (!visibleText(el)) { el.setAttribute("aria-label", "Show or hide the sub-pages"); }
+    });
+    var alts = document.getElementById("optbook-frame-alt");
+    if (alts) {
+      var byUrl = JSON.parse(alts.textContent);
+      document.querySelectorAll("img.widget-image:not([alt])").forEach(function (img) {
+        var text = byUrl[img.getAttribute("src")];
+        if (text) { img.setAttribute("alt", text); }
+      });
+    }
+    document.querySelectorAll(".widget-slider, .widget-hslider").forEach(function (box) {
+      var label = box.querySelector(".widget-label");
+      var readout = box.querySelector(".widget-readout");
+      box.querySelectorAll(".noUi-handle").forEach(function (handle) {
+        if (label && label.textContent.trim()) {
+          handle.setAttribute("aria-label", label.textContent.trim());
+        }
+        if (readout) {
+          handle.setAttribute("aria-valuetext", readout.textContent.trim());
+        }
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", fix);
+  window.addEventListener("load", function () {
+    fix();
+    var pending = false;
+    new MutationObserver(function () {  // widgets draw (and redraw) after load
+      if (!pending) {
+        pending = true;
+        window.requestAnimationFrame(function () { pending = false; fix(); });
+      }
+    }).observe(document.body, {
+      subtree: true, childList: true, characterData: true
+    });
+  });
+})();
+"""
+
+
 def _is_thebe(script) -> bool:
     filename = getattr(script, "filename", None) or ""
     body = (getattr(script, "attributes", None) or {}).get("body", "")
@@ -62,5 +128,6 @@ def setup(app):
     app.add_css_file("chapter.css")
     app.add_js_file(None, body=REQUIRE_CONFIG, priority=200)
     app.add_js_file(None, body=MATHJAX2_ADAPTER, priority=200)
+    app.add_js_file(None, body=ACCESSIBLE_NAMES, priority=900)
     app.connect("html-page-context", _drop_thebe, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -17,8 +17,8 @@ import slider_frames  # noqa: E402
 PNG = b"\x89PNG\r\n\x1a\n" + b"frame-bytes"
 
 
-def image_model(data: bytes, fmt: str = "png") -> dict:
-    return {"model_name": "ImageModel", "state": {"format": fmt},
+def image_model(data: bytes, fmt: str = "png", alt: str = "") -> dict:
+    return {"model_name": "ImageModel", "state": {"format": fmt, "alt": alt},
             "buffers": [{"encoding": "base64", "path": ["value"],
                          "data": base64.b64encode(data).decode()}]}
 
@@ -26,7 +26,7 @@ def image_model(data: bytes, fmt: str = "png") -> dict:
 def page_with(models: dict) -> str:
     state = {"version_major": 2, "version_minor": 0, "state": models}
     return ("<html><body><p>text</p><script type=\"application/vnd.jupyter.widget-state+json\">"
-            + json.dumps(state) + "</script></body></html>")
+            + json.dumps(state).replace("</", "<\\/") + "</script></body></html>")
 
 
 def test_frames_leave_the_page_as_files(tmp_path):
@@ -34,7 +34,8 @@ def test_frames_leave_the_page_as_files(tmp_path):
     page = out / "chapters" / "p.html"
     page.parent.mkdir(parents=True)
     other = PNG + b"2"
-    page.write_text(page_with({"a": image_model(PNG), "b": image_model(PNG),
+    page.write_text(page_with({"a": image_model(PNG, alt="Figure for β = 0.9 </script>"),
+                               "b": image_model(PNG),
                                "c": image_model(other), "s": {"model_name": "SliderModel"}}))
     assert slider_frames.externalize_page(page, out) == 3
     state = json.loads(page.read_text().split('json">')[1].split("</script>")[0])["state"]
@@ -46,6 +47,8 @@ def test_frames_leave_the_page_as_files(tmp_path):
     assert (page.parent / urls["a"]).read_bytes() == PNG
     assert (page.parent / urls["c"]).read_bytes() == other
     assert "<p>text</p>" in page.read_text()
+    alts = page.read_text().split('id="optbook-frame-alt">')[1].split("</script>")[0]
+    assert json.loads(alts) == {urls["a"]: "Figure for β = 0.9 </script>"}
     # a second pass (an incremental rebuild) changes nothing
     before = page.read_text()
     assert slider_frames.externalize_page(page, out) == 0

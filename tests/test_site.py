@@ -215,3 +215,60 @@ def test_each_page_offers_its_executed_notebook_and_its_source(site, path):
     nb = nbformat.read(HTML / "_sources" / "chapters" / f"{stem}.ipynb", as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and any(c.outputs for c in code), f"{stem}.ipynb has no outputs"
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_no_serious_accessibility_violations(site, context, path):
+    """axe-core (from npm, injected from disk: no request leaves localhost) finds no
+    serious or critical violation: images have alt text, controls have names that
+    match what they show, contrast is sufficient."""
+    page, log = open_offline(context, site.url + path)
+    wait_until_ready(page)
+    page.wait_for_timeout(300)  # the page's own script names the widgets after they draw
+    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
+        .violations.filter(v => v.impact === "serious" || v.impact === "critical")
+        .map(v => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes[0].html.slice(0, 160)}`)""")
+    assert not found, "\n".join(found)
+    assert not log.blocked
+    page.close()
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_phone_width_keeps_everything_on_screen(site, browser, path):
+    """At 390 px (a phone) no control, read-out or frame reaches past the viewport and
+    the page itself never scrolls sideways; wide equations and tables scroll inside
+    their own box. At 1280 px no equation or table is cut off."""
+    for width in (390, 1280):
+        ctx = browser.new_context(viewport={"width": width, "height": 844}, has_touch=width < 500,
+                                  service_workers="block")
+        page, log = open_offline(ctx, site.url + path)
+        wait_until_ready(page)
+        report = page.evaluate("""(width) => {
+          const out = [];
+          const doc = document.documentElement;
+          if (doc.scrollWidth > width + 1) out.push(`page scrolls sideways: ${doc.scrollWidth}px`);
+          const controls = ".widget-readout, .widget-slider, .widget-toggle-buttons, " +
+                           ".widget-dropdown, img.widget-image";
+          for (const el of document.querySelectorAll(controls)) {
+            const r = el.getBoundingClientRect();
+            if (r.width && r.right > width + 1)
+              out.push(`${el.className.split(" ").pop()} ends at ${Math.round(r.right)}px`);
+          }
+          for (const el of document.querySelectorAll('mjx-container[display="true"], ' +
+                                                     ".bd-content table")) {
+            if (el.scrollWidth <= el.clientWidth + 1) continue;
+            let box = el, scrolls = false;
+            for (; box && box !== document.body; box = box.parentElement) {
+              const o = getComputedStyle(box).overflowX;
+              if (o === "auto" || o === "scroll") { scrolls = true; break; }
+            }
+            if (!scrolls) out.push(`cut off: ${el.tagName} ${el.textContent.slice(0, 40)}`);
+          }
+          return out;
+        }""", width)
+        ctx.close()
+        assert not report, f"{path} at {width}px: {report[:6]}"

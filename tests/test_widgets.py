@@ -133,3 +133,18 @@ def test_bad_controls_and_frames_are_explained(kwargs, error, message):
     render = kwargs.pop("render", _render)
     with pytest.raises(error, match=message):
         frame_slider(render, beta=[0.5, 0.9], **kwargs)
+
+
+def test_every_frame_says_what_it_shows():
+    """Each frame's alternative text names the slider values that select it."""
+    def render(alpha, beta):
+        fig, ax = plt.subplots()
+        ax.set_title(f"{alpha} {beta}")
+        return fig
+
+    box = frame_slider(render, alpha=[0.1, 1.0], beta=[0.5, 0.9], labels={"beta": "β"},
+                       fmt=".1f")
+    stack = box.children[-1]
+    texts = {image.alt for outer in stack.children for image in outer.children}
+    assert texts == {f"Figure for alpha = {a}, β = {b}"
+                     for a in ("0.1", "1.0") for b in ("0.5", "0.9")}

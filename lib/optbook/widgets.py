@@ -27,6 +27,7 @@ import itertools
 from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
+import traitlets
 
 from .plotting import figure_png
 
@@ -60,7 +61,7 @@ def _control(kind: str, options, index: int, description: str) -> widgets.Widget
     return widgets.Dropdown(layout=widgets.Layout(width="100%", max_width="280px"), **common)
 
 
-def _frame(render, values: dict, dpi: int, density: int) -> widgets.Image:
+def _frame(render, values: dict, dpi: int, density: int, text: str) -> widgets.Image:
     """One frame: ``render`` returns a Figure or the bytes of a PNG it drew itself.
 
     A Figure is drawn with ``density`` pixels per CSS pixel (2: sharp on high-DPI
@@ -78,8 +79,19 @@ def _frame(render, values: dict, dpi: int, density: int) -> widgets.Image:
     else:
         raise TypeError(f"render({values}) returned a {type(frame).__name__}; it must return "
                         "a matplotlib Figure or the bytes of a PNG image")
-    return widgets.Image(value=png, format="png", width=width,
-                         layout=widgets.Layout(max_width="100%", height="auto"))
+    return Frame(value=png, format="png", width=width, alt=text,
+                 layout=widgets.Layout(max_width="100%", height="auto"))
+
+
+class Frame(widgets.Image):
+    """A slider frame: an ``Image`` that also carries its alternative text.
+
+    ``Image`` has no alt text, and its ``tooltip`` breaks the widget's view in the
+    browser (the view reads a ``description`` that images lack). ``alt`` travels in the
+    widget's saved state; the book's build gives it to the ``<img>``
+    (``_ext/slider_frames.py``)."""
+
+    alt = traitlets.Unicode("", help="what the frame shows, for screen readers").tag(sync=True)
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -158,8 +170,14 @@ def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None
 
     if density not in (1, 2, 3):
         raise ValueError(f"density must be 1, 2 or 3 pixels per CSS pixel, got {density!r}")
+    def describe(combo) -> str:
+        """Alternative text of a frame: the figure for the values that select it."""
+        return "Figure for " + ", ".join(
+            f"{labels.get(n, n)} = {_label(axes[n][i], fmt)}" for n, i in zip(names, combo))
+
     images = {
-        combo: _frame(render, {n: axes[n][i] for n, i in zip(names, combo)}, dpi, density)
+        combo: _frame(render, {n: axes[n][i] for n, i in zip(names, combo)}, dpi, density,
+                      describe(combo))
         for combo in itertools.product(*(range(len(axes[n])) for n in names))
     }
 
