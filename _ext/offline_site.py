@@ -15,12 +15,17 @@ does the three things configuration alone cannot:
 3. Give controls accessible names that match what is on screen (the theme's search
    button and show-code toggles; slider handles get their slider's label; slider frames
    get their alternative text, from the map ``slider_frames`` writes into the page).
-4. Drop the Thebe scripts.  Thebe ("live code" via Binder) needs a network, is off in
+4. Drop the Font Awesome script (1.5 MB on every page, to draw a dozen icons):
+   ``_ext/static/chapter.css`` draws them from the webfont the theme already declares.
+5. Drop the Thebe scripts.  Thebe ("live code" via Binder) needs a network, is off in
    this book, and Jupyter Book registers its configuration script twice, which is a
    JavaScript error on every page.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 REQUIRE_CONFIG = """
 var require = {
@@ -124,7 +129,22 @@ def _drop_thebe(app, pagename, templatename, context, doctree):
         context["css_files"] = [c for c in css if "thebe" not in (getattr(c, "filename", "") or "")]
 
 
+FONTAWESOME_JS = re.compile(r'\s*<script defer src="[^"]*/fontawesome\.js[^"]*"></script>')
+
+
+def _drop_fontawesome(app, exception) -> None:
+    """The theme writes the script tag into its page template; take it out of the pages."""
+    if exception is not None or app.builder.format != "html":
+        return
+    for page in Path(app.outdir).rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        new = FONTAWESOME_JS.sub("", text)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+
+
 def setup(app):
+    app.connect("build-finished", _drop_fontawesome)
     app.add_css_file("chapter.css")
     app.add_js_file(None, body=REQUIRE_CONFIG, priority=200)
     app.add_js_file(None, body=MATHJAX2_ADAPTER, priority=200)

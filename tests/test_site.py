@@ -272,3 +272,35 @@ def test_phone_width_keeps_everything_on_screen(site, browser, path):
         }""", width)
         ctx.close()
         assert not report, f"{path} at {width}px: {report[:6]}"
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_page_weight_before_load_is_at_most_2_mb(site, browser, path):
+    """With the cache disabled, what a page fetches before its load event is at most
+    2 MB gzip-equivalent (slider frames come later, when first shown). Load *times* on a
+    slow link are measured by benchmarks/page_load.py, not asserted here."""
+    import gzip
+
+    ctx = browser.new_context(service_workers="block")
+    page = ctx.new_page()
+    cdp = ctx.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+    bodies, loaded = [], []
+    page.on("load", lambda: loaded.append(len(bodies)))
+
+    def record(response):
+        if loaded:
+            return
+        try:
+            bodies.append((len(gzip.compress(response.body(), 6)), response.url))
+        except Exception:  # a response without a body (redirect, aborted)
+            pass
+
+    page.on("response", record)
+    page.goto(site.url + path, wait_until="load")
+    ctx.close()
+    total = sum(size for size, _ in bodies)
+    biggest = sorted(bodies, reverse=True)[:4]
+    assert total <= 2_000_000, f"{path}: {total / 1e6:.2f} MB before load; largest {biggest}"
+    assert not any("fontawesome.js" in url for _, url in bodies)
