@@ -1,20 +1,20 @@
 # Two entry points (see README):  `make book`  and  `make test`.
 # Both start from a fresh clone: they create .venv, install requirements.txt, fetch the
 # browser assets from npm, a C compiler if it can (for optbook's one-pass loops), and (for
-# tests) Debian's chromium and Fashion-MNIST.
+# tests) Debian's chromium, Fashion-MNIST and bubblewrap (the grader's sandbox).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 BUILD_FLAGS := --all --warningiserror --nitpick --keep-going
 
-.PHONY: book test test-gpu setup vendor browser data compiler lab playground clean
+.PHONY: book test test-gpu setup vendor browser data compiler sandbox lab playground clean
 
 book: setup
 	@$(MAKE) --no-print-directory compiler || echo "make book: no C compiler could be" \
 	  "installed; the optimizers will take their chunked NumPy path (same results)"
 	$(BIN)/jupyter-book build . $(BUILD_FLAGS)
 
-test: setup browser data compiler
+test: setup browser data compiler sandbox
 	$(BIN)/python -m pytest
 
 # The CUDA paths and the CUDA benchmark, on a machine with an NVIDIA GPU and a CUDA
@@ -57,6 +57,11 @@ browser:
 data:
 	@test -d /usr/share/datasets/fashion-mnist || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
+
+# bubblewrap, the sandbox in which the grader (python -m optbook.grade) runs student code.
+sandbox:
+	@command -v bwrap >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }
 
 # A C compiler, which builds optbook's one-pass optimizer loops (optbook.onepass; without
 # one the optimizers fall back to their chunked NumPy path; the tests check both).

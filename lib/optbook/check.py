@@ -3,9 +3,9 @@
 For students.  Runs the notebook as it is, top to bottom, in a fresh kernel with nbval
 (the same runner the grader uses, in a temporary folder), then prints, for every
 visible test cell (``metadata.optbook.role == "test"``), PASS or FAIL with the assertion
-message or exception, and which other cells raised.  Hidden tests are not part of the
-notebook; they run only when the work is graded (``python -m optbook.grade``), and
-only the answer cells of the notebook count there.
+message or exception, and which other cells raised.  The checks that earn points are
+not part of the notebook; they run only when the work is graded (``python -m
+optbook.grade``), and only the answer cells of the notebook count there.
 
 Exit status: 0 when every visible test passes, 1 when one fails, 2 when the notebook
 cannot be read or run.  ``--grading-mode`` sets ``OPTBOOK_GRADING=1`` as the grader does
@@ -19,8 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from optbook.grade import CellRun, Limits, cell_labels, code_cell_roles, failure_message, note_incident, plural
-from optbook.grade import read_junit, run_notebook
+from optbook.grade.judge import cell_labels, failure_message, note_incident, plural
+from optbook.grade.merge import code_cell_roles
+from optbook.grade.run import CellRun, Limits, run_notebook
 
 
 def run_checks(path: Path, limits: Limits, grading: bool = False) -> tuple[list[str], bool]:
@@ -36,27 +37,26 @@ def run_checks(path: Path, limits: Limits, grading: bool = False) -> tuple[list[
         copy = Path(tmp) / path.name
         nbformat.write(notebook, copy)
         run = run_notebook(copy, limits, grading=grading)
-        cells = read_junit(run.junit) if run.junit and run.returncode in (0, 1) else {}
     if run.timed_out:
         return [f"The notebook ran past {limits.timeout:g} s and was stopped; no result."], False
-    if not cells:
+    if not run.cells:
         return [f"The notebook could not be run (pytest exit code {run.returncode}):", run.log_tail.strip()], False
-    return _report(path.name, roles, cells, limits)
+    return _report(path.name, roles, run.cells, limits)
 
 
 def _report(name: str, roles, cells: dict[int, CellRun], limits: Limits) -> tuple[list[str], bool]:
-    lines = [f"Checking {name}: visible tests only (hidden tests run when your work is graded)"]
+    lines = [f"Checking {name}: visible tests only (the graded checks run when your work is graded)"]
     notes: list[str] = []
     passed = total = 0
     for index, (role, where) in enumerate(zip(roles, cell_labels(roles))):
-        run = cells.get(index, CellRun(False, nbval="not run"))
-        if role.kind == "test" and role.visible:
+        run = cells.get(index, CellRun())
+        if role.kind == "test":
             total += 1
             passed += run.passed
             verdict = "PASS" if run.passed else "FAIL"
             detail = "" if run.passed else f": {failure_message(run, limits)}"
             lines.append(f"{verdict}  {role.id} ({plural(role.points, 'point')}){detail}")
-        elif role.kind != "test":
+        else:
             note_incident(where, run, role, notes, "ok", limits)
     if notes:
         lines += ["Other cells:"] + [f"  {note}" for note in notes]

@@ -1,8 +1,8 @@
 """Write the grader's test fixtures: the T-demo exercise and sample submissions.
 
 Run from the repository root: ``.venv/bin/python tests/grading_fixtures/make_fixtures.py``.
-The hidden tests (``hidden/T-demo.py``) are written by hand.  The expected outcome of
-every submission is asserted in ``tests/test_grade.py``.
+The checks file (``hidden/T-demo.py``) is written by hand.  The expected outcome of every
+submission is asserted in ``tests/test_grade.py``, which also writes the hostile ones.
 """
 
 from __future__ import annotations

@@ -1,0 +1,5 @@
+import sys
+
+from optbook.grade.cli import main
+
+sys.exit(main())

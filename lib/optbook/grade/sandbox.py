@@ -1,0 +1,367 @@
+"""The kernel's sandbox: bubblewrap around ipykernel.
+
+Student code runs in a Jupyter kernel started through this module, in a sandbox built by
+bubblewrap (``bwrap``, Debian package ``bubblewrap``; the tool Flatpak uses), never by
+code of our own.  What the kernel gets:
+
+* **A read-only view of only what it needs**: ``/usr`` (the system's libraries and
+  programs), a few files of ``/etc`` (the loader cache, time zone, user names), the Python
+  interpreter (``sys.base_prefix``), the virtual environment (``sys.prefix``), the folders
+  ``sys.path`` adds outside them (``lib/``, where ``optbook`` lives), and the exercise's
+  data folders.  Nothing else exists in it: not the repository, not ``solutions/``, not
+  the submissions, the gradebook or the cache.  :func:`plan` refuses a view that would
+  contain one of those (say, a ``sys.path`` entry that is the repository's root).
+* **Private writable space**: ``/tmp`` (which holds ``HOME`` and the working folder) and
+  ``/dev/shm``, each a memory file system of at most ``scratch_mb`` MiB inside the
+  sandbox, gone when it ends.
+* **No network**: its own network namespace, whose loopback reaches nothing outside.
+* **No view of other processes**: its own PID namespace, in which the kernel is PID 1.
+  When PID 1 ends, Linux kills every process in the namespace, whatever its session or
+  environment; the launcher below and the grader (after every notebook) kill it from
+  outside with SIGKILL, which it cannot refuse, and bwrap's ``--die-with-parent`` kills
+  it if the launcher dies.
+* **Limits** (set inside, before ipykernel starts): ``RLIMIT_DATA`` (memory),
+  ``RLIMIT_CPU``, ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_FSIZE``, no core
+  files.  The process limit counts per user: as an ordinary user the sandbox has a user
+  namespace of its own; as root (where Linux exempts root from it) the kernel drops to
+  a user id of its own, a random one no other process has.
+
+The kernel talks to nbval over ZeroMQ IPC sockets.  They live in the sandbox's own
+``/tmp`` (``/tmp/optbook-kernel-<token>/kernel-<n>``); outside, that same path is a
+symbolic link into the sandbox (``/proc/<pid>/root/...``), made by the launcher once
+bwrap has reported the sandbox's PID and before the kernel starts.  So the sandbox
+shares no writable folder with the host.
+
+This file is also the **launcher** that the kernel spec runs (with ``python -I -S``, so it
+imports only the standard library): ``sandbox.py CONFIG.json CONNECTION_FILE``.  It dies
+with its parent (nbval's process), starts bwrap, makes the socket link, lets the kernel
+start, and waits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`, Fedora: `dnf install "
+                "bubblewrap`), or pass --no-sandbox to grade without one (unsafe for untrusted submissions)")
+LINK_RE = re.compile(r"/tmp/optbook-kernel-[0-9a-f]{16}")
+ETC_FILES = ("ld.so.cache", "localtime", "passwd", "group", "nsswitch.conf", "fonts")
+TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # /usr-merged links or folders
+PIDS_FILE = "sandbox-pids.jsonl"  # in the run folder: each sandbox's first process and PID namespace
+
+
+class SandboxUnavailable(Exception):
+    """No sandbox can start here; the message says what to install or change."""
+
+
+@dataclass
+class SandboxConfig:
+    """What the launcher needs to start one sandboxed kernel (written as JSON)."""
+
+    bwrap: str
+    python: str
+    read_only: list[str]  # host paths bound read-only at the same place
+    links: list[tuple[str, str]]  # (target, path): /lib -> usr/lib on /usr-merged systems
+    env: dict[str, str]
+    scratch_mb: int = 512
+    rlimits: dict[str, int] = field(default_factory=dict)  # RLIMIT_<name>: value (soft = hard)
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> SandboxConfig:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data["links"] = [tuple(x) for x in data["links"]]
+        return cls(**data)
+
+
+def find_bwrap() -> str:
+    path = shutil.which("bwrap")
+    if path is None:
+        raise SandboxUnavailable(f"no sandbox: the program bwrap was not found; {INSTALL_HINT}")
+    return path
+
+
+def plan(python: str = sys.executable, data: list[Path] = (), protected: list[Path] = (),
+         env: dict[str, str] | None = None, scratch_mb: int = 512, rlimits: dict[str, int] | None = None,
+         bwrap: str | None = None) -> SandboxConfig:
+    """The sandbox for kernels of ``python``: what they see, their environment and limits.
+
+    ``protected`` are folders the kernel must not see (the hidden checks, the
+    submissions, the gradebook, the cache); a read-only bind that contains one of them
+    is refused with SandboxUnavailable.
+    """
+    bwrap = bwrap or find_bwrap()
+    paths = ["/usr"] + [f"/etc/{name}" for name in ETC_FILES] + python_paths(python) + [str(d) for d in data]
+    links: list[tuple[str, str]] = []
+    for name in TOP_LEVEL:
+        top = Path("/") / name
+        if top.is_symlink():
+            links.append((os.readlink(top), str(top)))
+        elif top.is_dir():
+            paths.append(str(top))
+    read_only = _outermost([os.path.realpath(p) for p in paths if os.path.exists(p)] +
+                           [os.path.abspath(p) for p in paths if os.path.exists(p)])
+    for path in read_only:
+        for secret in protected:
+            secret = os.path.realpath(secret)
+            if secret == path or secret.startswith(path.rstrip("/") + "/"):
+                raise SandboxUnavailable(
+                    f"the sandbox would show {secret} to student code through {path}; make sure that "
+                    f"{path} is not on the kernel's sys.path and is not a data folder")
+    return SandboxConfig(bwrap, python, read_only, links, dict(env or {}), scratch_mb, dict(rlimits or {}))
+
+
+def python_paths(python: str) -> list[str]:
+    """The interpreter's prefixes and the folders on its ``sys.path`` (as ``-I`` sees it)."""
+    out = subprocess.run([python, "-I", "-c", "import json, sys; print(json.dumps([sys.base_prefix, "
+                          "sys.prefix, sys.executable] + sys.path))"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    paths = json.loads(out.stdout)
+    executable = paths[2]
+    return [p for p in paths[:2] + paths[3:] if p] + [os.path.dirname(os.path.realpath(executable))]
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """The paths, without those inside another one, in a stable order."""
+    keep: list[str] = []
+    for path in sorted(set(paths), key=lambda p: (p.count("/"), p)):
+        if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in keep):
+            keep.append(path)
+    return sorted(keep)
+
+
+def kernel_argv(config_path: Path) -> list[str]:
+    """The kernel spec's command: this file as the launcher, standard library only."""
+    return [sys.executable, "-I", "-S", os.path.abspath(__file__), str(config_path), "{connection_file}"]
+
+
+def new_socket_prefix() -> str:
+    """A fresh ``ip`` for an IPC kernel: ``/tmp/optbook-kernel-<token>/kernel``."""
+    return f"/tmp/optbook-kernel-{secrets.token_hex(8)}/kernel"
+
+
+# ------------------------------------------------------------------ the launcher
+
+# Runs first in the sandbox, as the kernel's own process: limits, then (as root) a user id
+# of its own, then ipykernel.  Nothing of the student's has run yet.
+BOOTSTRAP = """\
+import json, os, resource, runpy, sys
+setup = json.loads(sys.argv[1])
+for name, value in setup["rlimits"].items():
+    resource.setrlimit(getattr(resource, name), (value, value))
+if setup["uid"] is not None:
+    os.setgroups([])
+    os.setgid(setup["uid"])
+    os.setuid(setup["uid"])
+    __import__("ctypes").CDLL(None).prctl(1, 9, 0, 0, 0)  # the user switch cleared die-with-bwrap
+os.chdir(setup["home"])
+if setup["run"]:
+    sys.argv = [setup["run"]] + sys.argv[2:]
+    runpy.run_module(setup["run"], run_name="__main__", alter_sys=True)
+else:
+    exec(compile(setup["code"], "<sandboxed>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def bwrap_argv(config: SandboxConfig, link: str, *, uid: int | None, extra: list[str] = (),
+               args: list[str] = (), run: str | None = "ipykernel_launcher", code: str = "") -> list[str]:
+    """bwrap's command line: the sandbox, ``extra`` bwrap options, then the bootstrap, which
+    runs module ``run`` with ``args`` (or, if ``run`` is None, the Python ``code``).
+    ``uid`` is the user id the kernel drops to (as root)."""
+    scratch = str(config.scratch_mb * 2**20)
+    home = f"{link}/work"
+    if uid is None:  # an ordinary user: a user namespace of its own
+        argv = [config.bwrap, "--unshare-all"]
+    else:  # root: no user namespace (the kernel then drops to ``uid``, which needs these two)
+        argv = [config.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                "--unshare-cgroup-try", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    argv += ["--die-with-parent", "--as-pid-1", "--new-session"]
+    for folder in _ancestors(config.read_only):  # bwrap would make them 0700
+        argv += ["--perms", "0755", "--dir", folder]
+    for path in config.read_only:
+        argv += ["--ro-bind", path, path]
+    for target, path in config.links:
+        argv += ["--symlink", target, path]
+    argv += ["--proc", "/proc", "--dev", "/dev",
+             "--size", scratch, "--tmpfs", "/dev/shm", "--chmod", "1777", "/dev/shm",
+             "--size", scratch, "--tmpfs", "/tmp", "--chmod", "1777", "/tmp",
+             "--dir", link, "--chmod", "1777", link, "--dir", home, "--chmod", "1777", home,
+             "--chdir", "/", "--clearenv"]
+    env = {"HOME": home, "TMPDIR": "/tmp", "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
+           "PATH": f"{os.path.dirname(config.python)}:/usr/local/bin:/usr/bin:/bin", **config.env}
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+    setup = json.dumps({"rlimits": config.rlimits, "uid": uid, "home": home, "run": run, "code": code})
+    return argv + list(extra) + ["--", config.python, "-I", "-B", "-c", BOOTSTRAP, setup, *args]
+
+
+def _ancestors(paths: list[str]) -> list[str]:
+    """The folders above ``paths`` (outermost first), which the sandbox must create."""
+    folders = {str(parent) for path in paths for parent in Path(path).parents if str(parent) != "/"}
+    return sorted(folders - set(paths), key=lambda f: (f.count("/"), f))
+
+
+def _new_uid() -> int | None:
+    """As root: a random user id of the kernel's own (no other process has it)."""
+    return 1_000_000 + secrets.randbelow(1_000_000_000) if os.geteuid() == 0 else None
+
+
+def _die_with_parent(sig: int) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent (nbval's process) dies."""
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request
+        os.kill(os.getpid(), sig)
+
+
+def _read_info(fd: int, timeout: float = 30.0) -> dict:
+    """bwrap's ``--info-fd`` JSON (it holds ``child-pid``)."""
+    import select
+
+    data, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            break
+        data += chunk
+        try:
+            return json.loads(data)
+        except ValueError:
+            continue
+    raise RuntimeError("bwrap reported no sandbox (see the kernel's log)")
+
+
+def launch(config_path: str, connection_file: str) -> int:
+    """Start one sandboxed kernel for ``connection_file``; return its exit status.
+
+    When this launcher is stopped (by a signal, or because nbval's process died), it
+    kills bwrap, which takes every process of the sandbox with it, and removes the link."""
+    state: dict = {"proc": None, "link": None, "pid": None}
+
+    def stop(*_args):
+        kill_sandbox(state["pid"])
+        if state["proc"] is not None and state["proc"].poll() is None:
+            state["proc"].kill()
+        if state["link"]:
+            _remove(state["link"])
+        os._exit(1)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    _die_with_parent(signal.SIGTERM)
+    config = SandboxConfig.read(config_path)
+    with open(connection_file, "rb") as f:
+        connection = f.read()
+    link = os.path.dirname(json.loads(connection)["ip"])
+    if not LINK_RE.fullmatch(link) or os.path.lexists(link):
+        raise RuntimeError(f"unexpected kernel socket folder {link!r}")
+    conn_r, conn_w = os.pipe()
+    info_r, info_w = os.pipe()
+    block_r, block_w = os.pipe()
+    os.write(conn_w, connection)
+    os.close(conn_w)
+    argv = bwrap_argv(config, link, uid=_new_uid(),
+                      extra=["--perms", "0444", "--ro-bind-data", str(conn_r), f"{link}/connection.json",
+                             "--info-fd", str(info_w), "--block-fd", str(block_r)],
+                      args=["--transport=ipc", "-f", f"{link}/connection.json"])
+    with open(os.path.join(os.path.dirname(connection_file), "kernel.log"), "ab") as log:
+        proc = state["proc"] = subprocess.Popen(argv, pass_fds=(conn_r, info_w, block_r), stdin=subprocess.DEVNULL,
+                                                stdout=log, stderr=log, cwd="/")
+    for fd in (conn_r, info_w, block_r):
+        os.close(fd)
+    try:
+        info = _read_info(info_r)
+        pid = state["pid"] = int(info["child-pid"])
+        with open(os.path.join(os.path.dirname(connection_file), PIDS_FILE), "a") as f:
+            f.write(json.dumps({"pid": pid, "pid-namespace": info.get("pid-namespace")}) + "\n")
+        state["link"] = link
+        os.symlink(f"/proc/{pid}/root{link}", link)
+        os.write(block_w, b"1")  # the kernel may start
+        os.close(block_w)
+        return proc.wait()
+    finally:
+        kill_sandbox(state["pid"])
+        if proc.poll() is None:
+            proc.kill()
+        _remove(link)
+
+
+def kill_sandbox(pid: int | None, namespace: int | None = None) -> None:
+    """SIGKILL a sandbox's first process, which ends every process in its PID namespace
+    (the student's code can ignore no signal then, nor stop it).  With ``namespace``, only
+    if ``pid`` is still in that PID namespace (a finished sandbox's PID may be reused)."""
+    if not pid:
+        return
+    try:
+        if namespace is not None and os.readlink(f"/proc/{pid}/ns/pid") != f"pid:[{namespace}]":
+            return
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def kill_sandboxes(folder: Path) -> None:
+    """Kill every sandbox the launchers of a run folder started (see :data:`PIDS_FILE`)."""
+    try:
+        lines = (folder / PIDS_FILE).read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            kill_sandbox(int(entry["pid"]), int(entry["pid-namespace"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+
+
+def _remove(link: str) -> None:
+    try:
+        if os.path.islink(link):
+            os.unlink(link)
+    except OSError:
+        pass
+
+
+def run_code(config: SandboxConfig, code: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Run Python ``code`` in a sandbox like a kernel's (same view, user, limits)."""
+    link = new_socket_prefix().rsplit("/", 1)[0]
+    return subprocess.run(bwrap_argv(config, link, uid=_new_uid(), run=None, code=code), capture_output=True,
+                          text=True, timeout=timeout, cwd="/", stdin=subprocess.DEVNULL)
+
+
+def try_start(config: SandboxConfig, timeout: float = 60.0) -> float:
+    """Start the sandbox once, limits and user switch included; return its start cost in
+    seconds (over the same interpreter started without it).  SandboxUnavailable, with
+    bwrap's message and what to do, if it does not start."""
+    started = time.perf_counter()
+    out = run_code(config, "pass", timeout)
+    sandboxed = time.perf_counter() - started
+    if out.returncode != 0:
+        message = " ".join(out.stderr.split())[-500:] or f"exit code {out.returncode}"
+        raise SandboxUnavailable(
+            f"no sandbox: bubblewrap could not start ({message}); where unprivileged user namespaces are "
+            "off (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0), turn them on "
+            "or grade as root, or pass --no-sandbox (unsafe for untrusted submissions)")
+    started = time.perf_counter()
+    subprocess.run([config.python, "-I", "-B", "-c", "pass"], capture_output=True, timeout=timeout)
+    return max(0.0, sandboxed - (time.perf_counter() - started))
+
+
+if __name__ == "__main__":
+    sys.exit(launch(*sys.argv[1:3]))
