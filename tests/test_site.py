@@ -241,7 +241,8 @@ def test_no_serious_accessibility_violations(site, context, path):
 def test_phone_width_keeps_everything_on_screen(site, browser, path):
     """At 390 px (a phone) no control, read-out or frame reaches past the viewport and
     the page itself never scrolls sideways; wide equations and tables scroll inside
-    their own box. At 1280 px no equation or table is cut off."""
+    their own box. At 1280 px no equation or table is cut off and no code block (hidden
+    ones opened) scrolls sideways."""
     for width in (390, 1280):
         ctx = browser.new_context(viewport={"width": width, "height": 844}, has_touch=width < 500,
                                   service_workers="block")
@@ -257,6 +258,13 @@ def test_phone_width_keeps_everything_on_screen(site, browser, path):
             const r = el.getBoundingClientRect();
             if (r.width && r.right > width + 1)
               out.push(`${el.className.split(" ").pop()} ends at ${Math.round(r.right)}px`);
+          }
+          if (width >= 1280) {
+            for (const el of document.querySelectorAll("div.cell div.highlight pre")) {
+              el.closest("details")?.setAttribute("open", "");  // hidden cells count too
+              if (el.scrollWidth > el.clientWidth + 1)
+                out.push(`code scrolls sideways: ${el.textContent.slice(0, 40)}`);
+            }
           }
           for (const el of document.querySelectorAll('mjx-container[display="true"], ' +
                                                      ".bd-content table")) {
