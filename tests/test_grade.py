@@ -835,14 +835,15 @@ def test_sandbox_shows_only_what_the_kernel_needs_read_only(box):
             "repo": sorted(os.listdir({str(ROOT)!r})),
             "hidden": os.path.exists({str(HIDDEN)!r}) or os.path.exists({str(ROOT / "solutions")!r}),
             "writable": {{p: writable(p) for p in ["/usr", {str(ROOT / "lib")!r}, sys.prefix, "/etc", "/", "/tmp",
-                                                   "/dev/shm", os.path.expanduser("~")]}},
+                                                   "/dev/shm", os.path.expanduser("~"), "/dev", {str(ROOT)!r}]}},
             "home": os.path.expanduser("~")}}))
         """)
     assert seen["repo"] == [".venv", "lib"] and seen["hidden"] is False
     assert set(seen["top"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "root", "sbin",
                                 "tmp", "usr", "work", "home", "opt"}
     assert seen["writable"] == {"/usr": False, str(ROOT / "lib"): False, sys.prefix: False, "/etc": False,
-                                "/": False, "/tmp": True, "/dev/shm": True, seen["home"]: True}
+                                "/": False, "/tmp": True, "/dev/shm": True, seen["home"]: True, "/dev": False,
+                                str(ROOT): False}  # only the two size-limited file systems
     assert seen["home"].startswith("/tmp/optbook-kernel-")
 
 

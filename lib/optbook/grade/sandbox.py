@@ -199,6 +199,7 @@ def bwrap_argv(config: SandboxConfig, link: str, *, uid: int | None, extra: list
              "--size", scratch, "--tmpfs", "/dev/shm", "--chmod", "1777", "/dev/shm",
              "--size", scratch, "--tmpfs", "/tmp", "--chmod", "1777", "/tmp",
              "--dir", link, "--chmod", "1777", link, "--dir", home, "--chmod", "1777", home,
+             "--remount-ro", "/", "--remount-ro", "/dev",  # bwrap's own (unbounded) file systems
              "--chdir", "/", "--clearenv"]
     env = {"HOME": home, "TMPDIR": "/tmp", "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
            "PATH": f"{os.path.dirname(config.python)}:/usr/local/bin:/usr/bin:/bin", **config.env}
