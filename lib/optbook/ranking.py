@@ -1,9 +1,10 @@
 r"""Search ranking, reproduced small: click logs, a deep & cross network, NDCG@k.
 
-The case study (``chapters/12-case-study-search-ranking.md``) reports a ranking model trained on 1.5
-billion logged query–click pairs.  Nothing of that log is public, so this module makes a
-small one whose hidden truth we know, and the pieces needed to train and judge a ranker
-on it:
+The case study (``chapters/12-case-study-search-ranking.md``) describes a ranking model
+trained on 1.5 billion logged query–click pairs; its lab
+(``chapters/13-case-study-search-ranking-lab.md``) reproduces it small.  This module
+makes a small click log whose hidden truth we know, and the pieces needed to train and
+judge a ranker on it:
 
 * :func:`synthetic_clicks`: a click log — queries, the products shown for each, 200+
   features of very different scales (prices in rupees, rates in [0, 1], counts,
@@ -15,7 +16,7 @@ on it:
 * :class:`DeepCrossNetwork`: the deep & cross network of Wang et al. (2017), cross
   layers and an MLP side by side, combined into one click logit;
 * :func:`ndcg_at_k`: normalised discounted cumulative gain at rank :math:`k`, the
-  metric the case study reports, written out here (ties handled exactly), and
+  metric the case study uses, written out here (ties handled exactly), and
   :func:`expected_ctr_at_k`, the click-through rate a ranking would earn under the hidden
   click model;
 * :func:`ranking_data`: a training and a test log from one world, standardised;
