@@ -45,6 +45,10 @@ _vendor/.installed: package.json package-lock.json
 	cp node_modules/requirejs/require.js _vendor/npm/requirejs/
 	cd node_modules/@jupyter-widgets/html-manager/dist && \
 	  cp embed-amd.js *.woff *.woff2 *.ttf *.eot *.svg ../../../../_vendor/npm/@jupyter-widgets/html-manager/dist/
+	# The bundle's stylesheet asks for its icon fonts relative to the module it names
+	# "@jupyter-widgets/html-manager", i.e. in _static/npm/@jupyter-widgets/: put them there too.
+	cd node_modules/@jupyter-widgets/html-manager/dist && \
+	  cp *.woff *.woff2 *.ttf *.eot ../../../../_vendor/npm/@jupyter-widgets/
 	cp -r node_modules/mathjax/es5 _vendor/npm/mathjax/
 	touch $@
 
