@@ -1,5 +1,5 @@
-"""Tests for the figure helpers of 8.5 (Adam and AdamW) and of the worked Adam example,
-and for the numbers those two pages build their text on."""
+"""Tests for the figure helpers of 8.6 (Adam and AdamW) and of 8.8 (the worked Adam
+example), and for the numbers those two pages build their text on."""
 
 import matplotlib
 
@@ -152,26 +152,28 @@ def worked_example():
     return rows
 
 
-def test_worked_example_matches_the_source_except_three_values():
-    printed = {"g": ["10.0", "9.8", "9.6"], "m": ["1.0", "1.88", "2.652"],
+def test_hand_rounded_worked_example_differs_in_three_values():
+    """A table worked by hand, rounding v as it goes, agrees with the exact values
+    except for v₂, v̂₂ and v̂₃."""
+    by_hand = {"g": ["10.0", "9.8", "9.6"], "m": ["1.0", "1.88", "2.652"],
                "v": ["0.1", "0.1960", "0.288"], "m_hat": ["10.0", "9.895", "9.786"],
                "v_hat": ["100.0", "98.05", "96.10"], "w": ["4.9", "4.8", "4.7"]}
     rows = worked_example()
-    wrong = {(key, t) for key, values in printed.items() for t, text in enumerate(values, 1)
+    wrong = {(key, t) for key, values in by_hand.items() for t, text in enumerate(values, 1)
              if round(rows[t - 1][key], len(text.split(".")[1])) != float(text)}
     assert wrong == {("v", 2), ("v_hat", 2), ("v_hat", 3)}
     assert round(rows[1]["v_hat"], 2) == 98.02 and round(rows[2]["v_hat"], 2) == 96.06
 
 
-def test_source_v_hat_values_come_from_rounding_v_to_three_decimals():
+def test_hand_v_hat_values_come_from_rounding_v_to_three_decimals():
     beta2 = 0.999
-    v2 = beta2 * 0.1 + (1 - beta2) * 9.8**2           # exact formula, printed gradient
+    v2 = beta2 * 0.1 + (1 - beta2) * 9.8**2           # exact formula, rounded gradient
     assert round(round(v2, 3) / (1 - beta2**2), 2) == 98.05
     v3 = beta2 * round(v2, 3) + (1 - beta2) * 9.6**2
     assert round(round(v3, 3) / (1 - beta2**3), 2) == 96.10
     slip = 0.1 + (1 - beta2) * 9.8**2                 # β₂ dropped on v₁
-    assert round(slip, 4) == 0.1960                   # explains the printed v₂ ...
-    assert round(slip / (1 - beta2**2), 2) == 98.07   # ... but not the printed v̂₂
+    assert round(slip, 4) == 0.1960                   # explains the hand-worked v₂ ...
+    assert round(slip / (1 - beta2**2), 2) == 98.07   # ... but not its v̂₂
 
 
 def test_bias_correction_of_v_alone_scales_the_first_step_by_sqrt_1000():

@@ -1,4 +1,4 @@
-r"""8.6 Learning-rate schedules — the learning rate :math:`\alpha` as a function of time.
+r"""8.7 Learning-rate schedules — the learning rate :math:`\alpha` as a function of time.
 
 A fixed :math:`\alpha` is a compromise: large enough to make progress early, small
 enough not to bounce around the minimum late.  A *schedule* removes the compromise by
@@ -415,10 +415,18 @@ class OneCycleSchedule:
         \text{linear:}\quad \alpha_t = a + (b - a)\,q .
 
     Two phases (the default, after fastai): :math:`\alpha_{\rm init} \to \alpha_{\max}
-    \to \alpha_{\rm final}`.  Three phases (the original paper): :math:`\alpha_{\rm init}
-    \to \alpha_{\max} \to \alpha_{\rm init} \to \alpha_{\rm final}`, the second phase
-    mirroring the first.  Here :math:`\alpha_{\max}` is ``lr_max``, and the strategy is
-    ``anneal_strategy``.
+    \to \alpha_{\rm final}`.  Three phases: :math:`\alpha_{\rm init} \to \alpha_{\max}
+    \to \alpha_{\rm init} \to \alpha_{\rm final}`, the second phase mirroring the first.
+    Here :math:`\alpha_{\max}` is ``lr_max``, and the strategy is ``anneal_strategy``.
+
+    **Which is which.**  The defaults (two half-cosines, ``div_factor=25``,
+    ``final_div_factor=1e4``, so from :math:`\alpha_{\max}/25` up and down to
+    :math:`\alpha_{\max}/(25\cdot 10^4)`) are torch's, which follow fastai.  Smith and
+    Topin's policy is a *linear* cycle between a lower and an upper bound found by a
+    learning-rate range test, up and down over equal lengths, followed by annealing to
+    orders of magnitude below the lower bound: ``three_phase=True,
+    anneal_strategy='linear'`` with ``div_factor`` and ``final_div_factor`` chosen from the
+    range test.
 
     >>> s = OneCycleSchedule(lr_max=0.1, total_steps=10)
     >>> round(s(0), 12), s(2), s(9)
