@@ -151,6 +151,21 @@ def runs(tmp_path_factory):
     return get
 
 
+def load_generator():
+    """tools/make_exercises.py, imported as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_exercises",
+                                                  ROOT / "tools" / "make_exercises.py")
+    gen = importlib.util.module_from_spec(spec)
+    sys.modules["make_exercises"] = gen  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(gen)
+    finally:
+        del sys.modules["make_exercises"]
+    return gen
+
+
 # --------------------------------------------------------------------- files and format
 def test_required_exercises_exist():
     for exercise in REQUIRED:
@@ -550,8 +565,19 @@ def test_a_cannot_be_fooled_by_a_string_subclass():
 def test_a4_feedback_explains_the_nuance():
     failing, _ = run_in_process("A-multiple-choice", override={"A4": "d"})
     msg = str(failing["A4-check"])
-    for phrase in ("convention", "CPU", "noise", "GPU", "tiles", "8.1"):
+    for phrase in ("warp", "CPU", "noise", "GPU", "tiles", "8.1"):
         assert phrase in msg, phrase
+
+
+def test_a4_key_is_what_the_chapter_teaches():
+    """A4's keyed option is the chapter's conclusion about powers of two (a
+    convention; tiles, not warps), not the hardware myth the chapter measures."""
+    gen = load_generator()
+    text = dict((q, t) for q, _, t in gen.A_QUESTIONS)["A4"]
+    options = dict(re.findall(r"^\* \(([abcd])\) (.*?)(?=^\* \(|\Z)", text, re.M | re.S))
+    key = gen.A_SOLUTION["A4"]
+    assert "convention" in options[key] and "tiles" in options[key], options[key]
+    assert "organised in powers of two" not in options[key]
 
 
 B_MUTATIONS = [
@@ -617,17 +643,28 @@ def test_c1_each_wrong_value_fails_only_its_check():
 
 C3_MUTATIONS = [
     ({"learning_rate_too_high": False}, {}, {"C3-learning-rate"}),
-    ({"batch_size_too_small_noisy_gradients": False}, {}, {"C3-batch-size"}),
-    ({"no_lr_schedule": False}, {}, {"C3-schedule"}),
+    # The noise floor (section 8.1): a schedule that lowers α, a larger batch, or both
+    # answer it; missing both is the mistake.
+    ({"batch_size_too_small_noisy_gradients": False}, {}, set()),
+    ({"no_lr_schedule": False}, {}, set()),
+    ({"no_lr_schedule": False, "batch_size_too_small_noisy_gradients": False}, {},
+     {"C3-noise"}),
+    ({"batch_size_too_small_noisy_gradients": False}, {"batch_size": 32}, set()),
+    ({"no_lr_schedule": False}, {"schedule": "none"}, set()),
+    ({}, {"schedule": "none", "average_weights": True}, set()),
     ({"dataset_too_small": True}, {}, {"C3-no-contradictions"}),
     ({"batch_size_too_large": True}, {}, {"C3-no-contradictions"}),
     ({"class_imbalance": False, "unscaled_features": True}, {}, set()),
     ({}, {"lr": 0.01}, {"C3-fix-lr"}),
     ({}, {"lr": 0.0}, {"C3-fix-lr"}),
     ({}, {"batch_size": 32}, {"C3-fix-batch-size"}),
+    ({"batch_size_too_small_noisy_gradients": False}, {"batch_size": 0},
+     {"C3-fix-batch-size"}),
     ({}, {"batch_size": 1024.0}, {"C3-fix-batch-size", "C3-format"}),
     ({}, {"schedule": "none"}, {"C3-fix-schedule"}),
     ({}, {"schedule": "cosine"}, set()),
+    ({}, {"schedule": "linear"}, {"C3-fix-schedule", "C3-format"}),
+    ({}, {"average_weights": "yes"}, {"C3-format"}),
     ({}, {"warmup_steps": 0}, {"C3-fix-warmup"}),
     ({"no_warmup": False}, {"warmup_steps": 0}, set()),
 ]
@@ -683,16 +720,7 @@ D1_MUTATIONS = [
 
 def test_notebooks_are_up_to_date_with_their_generator():
     """The notebooks are written by tools/make_exercises.py: edit that, not the files."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_exercises",
-                                                  ROOT / "tools" / "make_exercises.py")
-    gen = importlib.util.module_from_spec(spec)
-    sys.modules["make_exercises"] = gen  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(gen)
-    finally:
-        del sys.modules["make_exercises"]
+    gen = load_generator()
     for exercise, cells in gen.EXERCISES.items():
         for solution, folder in ((False, EXERCISE_DIR), (True, SOLUTION_DIR)):
             made = gen._notebook(exercise, cells(), solution=solution)
@@ -715,7 +743,8 @@ E_MUTATIONS = [
                     "enumerate(zip(pts, losses(surface_name, pts)), start=1)")]},
      {"E-table-keys", "E-table"}),
     ("losses of the wrong surface",
-     {"E-losses": [("_playground_surface(surface_name).f(", "_playground_surface('quadratic').f(")]},
+     {"E-losses": [("surface = _playground_surface(surface_name)",
+                    "surface = _playground_surface('quadratic')")]},
      {"E-losses"}),
     ("every other point drawn",
      {"E-figure": [("dict(paths)", "{k: np.asarray(v)[::2] for k, v in paths.items()}")]},
@@ -753,3 +782,66 @@ def test_code_mistakes_fail_their_own_checks(exercise, description, edits, expec
     (and an equally correct variant fails none)."""
     failing, _ = run_in_process(exercise, edits)
     assert set(failing) == expected, {k: str(v)[:80] for k, v in failing.items()}
+
+
+# ------------------------------------------------------------ the book's voice and facts
+def notebook_text(exercise: str) -> str:
+    """What a reader or student reads: the Markdown of the solution notebook (the
+    exercise's text and the model answers) and the hidden checks' feedback."""
+    nb = read(SOLUTION_DIR / f"{exercise}.ipynb")
+    return "\n".join([c.source for c in nb.cells if c.cell_type == "markdown"]
+                     + [(HIDDEN_DIR / f"{exercise}.py").read_text()])
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_the_exercises_teach_in_the_books_voice(exercise):
+    """No text refers to a draft the chapter was built from; the exercises and model
+    answers teach (issue 13, section 1)."""
+    text = notebook_text(exercise)
+    found = re.findall(r"(?i)[^\n]{0,40}\b(?:source|draft|slides|as printed)\b(?! code)"
+                       r"[^\n]{0,20}", text)
+    assert not found, found
+
+
+SECTION_TITLE = re.compile(r"[Ss]ections? 8\.(\d+)[,:]? \(?[\"'“]([^\"'”]+)[\"'”]")
+
+
+def test_section_references_name_the_right_pages():
+    """'section 8.N, "Title"' points at the page numbered 8.N, which has that heading,
+    and every bare 'section 8.N' is a page of the chapter (8.1–8.15)."""
+    pages = {int(p.name[:2]): p for p in (ROOT / "chapters").glob("[0-9][0-9]-*.md")}
+    quoted = 0
+    for exercise in EXERCISES:
+        text = notebook_text(exercise)
+        for number, title in SECTION_TITLE.findall(text):
+            page = pages[int(number)].read_text()
+            title = " ".join(title.split()).rstrip(".?")
+            assert re.search(rf"^#+ .*{re.escape(title)}", page, re.M), (
+                exercise, number, title)
+            quoted += 1
+        for number in re.findall(r"\b8\.(\d+)\b", text):
+            assert 1 <= int(number) <= 15 and int(number) in pages, (exercise, number)
+    assert quoted >= 3
+
+
+def test_d2_says_which_data_and_teaches_the_square_root_law():
+    """D2 runs on Fashion-MNIST and says so; its model answer has the noise of a
+    mini-batch gradient shrink like 1/√B (section 8.1) and quotes no timings from the
+    reference run, which shared its machine with other jobs."""
+    nb = read(SOLUTION_DIR / "D2-batch-size.ipynb")
+    assert "Fashion-MNIST" in nb.cells[0].source
+    setup_output = "".join(o.get("text", "") for c in nb.cells
+                           if meta(c).get("role") == "setup" for o in c.outputs)
+    assert setup_output.startswith("Fashion-MNIST"), setup_output[:80]
+    analysis = next(c.source for c in nb.cells if meta(c).get("id") == "D2-analysis")
+    assert "1/\\sqrt B" in analysis and not re.search(r"falls? like \$1/B\$", analysis)
+    assert not re.search(r"\d\s*(s|seconds?)\b(?! *=)|s/epoch", analysis), analysis
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_code_lines_fit_the_page(exercise):
+    """The solutions are pages of the book: no code line scrolls sideways (88 chars)."""
+    nb = read(SOLUTION_DIR / f"{exercise}.ipynb")
+    long = [(c.id, line) for c in nb.cells if c.cell_type == "code"
+            for line in c.source.splitlines() if len(line) > 88]
+    assert not long, long

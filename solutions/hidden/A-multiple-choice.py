@@ -14,35 +14,33 @@ assert _ref_letter(A1) == "c", (
 assert _ref_letter(A2) == "c", (
     "A2: each step multiplies the weight of every older value by β, so a value from k "
     "steps back counts with weight (1-β)β^k. The effective window of such an average is "
-    "about 1/(1-β) values (section 8.2). Work it out for β = 0.98.")
+    "about 1/(1-β) values (section 8.3). Work it out for β = 0.98.")
 
 # %% A3-check points=1
 assert _ref_letter(A3) == "b", (
     "A3: Adam's moments start at m_0 = v_0 = 0, so in the first steps they are pulled "
     "toward that zero start: m_1 = (1-β₁)g_1 is only a tenth of the gradient. Look at "
-    "what dividing by 1-β^t does, and how the factor behaves as t grows (section 8.5).")
+    "what dividing by 1-β^t does, and how the factor behaves as t grows (section 8.6).")
 
 # %% A4-check points=1
 assert _ref_letter(A4) == "b", (
-    "A4: the usual justification for powers of two is about how the hardware processes "
-    "the data, not about the arithmetic, the libraries or the data set. That "
-    "justification is also an oversimplification, as section 8.1 ('Are powers of two "
-    "special?') shows: powers of two are a convention. In the chapter's own measurement "
-    "(on a CPU), batch sizes next to a power of two were no slower: the differences "
-    "stayed within the noise between repeats. On a GPU, what can matter is how a layer's matrix products are "
-    "cut into tiles, so a multiple of 8 such as 520 or 1000 fits as well as 512 or "
-    "1024. Choose the batch size for memory, throughput and the learning dynamics.")
+    "A4: section 8.1 ('Are powers of two special?') puts this advice to the test. A "
+    "warp is a group of 32 threads that a GPU schedules together: ask whether that says "
+    "anything about how many examples a batch holds. What a layer computes for a batch "
+    "is a matrix product, and a GPU splits such products into tiles; and the chapter's "
+    "own timing, on a CPU, compares each batch size with its power-of-two neighbour "
+    "repeat by repeat, against the noise between repeats.")
 
 # %% A5-check points=1
 assert _ref_letter(A5) == "b", (
     "A5: AdaGrad divides α by √G_t, where G_t is the sum of all squared gradients so far. "
     "Ask what happens to that sum, and so to the step size, over a long run, and what "
-    "RMSprop puts in place of the sum (section 8.4).")
+    "RMSprop puts in place of the sum (section 8.5).")
 
 # %% A6-check points=1
 assert _ref_letter(A6) == "b", (
     "A6: Adam keeps two running averages per parameter: m, an average of the gradients, "
-    "and v, an average of the squared gradients. Which optimizer of sections 8.3 and 8.4 "
+    "and v, an average of the squared gradients. Which optimizer of sections 8.4 and 8.5 "
     "introduced each of them?")
 
 # %% A7-check points=1
@@ -50,19 +48,19 @@ assert _ref_letter(A7) == "b", (
     "A7: large batches are trained with a large learning rate (the linear scaling rule), "
     "and at the start, with random weights, a step of that size can throw the model far "
     "off. The fix keeps the large rate but does not use it from the very first step "
-    "(section 8.6 and Goyal et al., 2017).")
+    "(section 8.7 and Goyal et al., 2017).")
 
 # %% A8-check points=1
 assert _ref_letter(A8) == "c", (
     "A8: count the arrays of the same size as the parameters that Adam keeps and plain "
     "SGD does not. The bias-correction factors 1-β₁^t and 1-β₂^t are two numbers for "
-    "the whole model, not one per parameter (section 8.5).")
+    "the whole model, not one per parameter (section 8.6).")
 
 # %% A9-check points=1
 assert _ref_letter(A9) == "c", (
     "A9: cosine annealing sets α_t = α_min + ½(α_max − α_min)(1 + cos(πt/T)). Sketch "
     "it for t from 0 to T: where is it flat, where is it steepest, and does it ever "
-    "jump (section 8.6)?")
+    "jump (section 8.7)?")
 
 # %% A10-check points=1
 assert _ref_letter(A10) == "c", (
