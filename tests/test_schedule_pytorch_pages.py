@@ -1,4 +1,4 @@
-"""Tests for what the 8.6 schedules page and the PyTorch page add to the library:
+"""Tests for what the 8.7 schedules page and the PyTorch page add to the library:
 ``optbook.torch_loops`` (the warm-up experiment's data, model, training loop and
 sharpness) and the figure helpers appended to ``optbook.plotting`` for those pages.
 
@@ -171,7 +171,7 @@ def test_training_rejects_bad_arguments():
 
 
 def test_the_pages_warmup_claim_holds_for_three_seeds():
-    """8.6: at peak 0.2, no warm-up blows up within a few updates; a 60-update warm-up
+    """8.7: at peak 0.2, no warm-up blows up within a few updates; a 60-update warm-up
     to the same peak trains (and ends below the small-peak run the page compares with)."""
     T, W, B = 300, 60, 1024
     for seed in range(3):
