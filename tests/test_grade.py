@@ -649,6 +649,20 @@ def hostile_submissions(ctx: SimpleNamespace) -> dict[str, dict[str, str]]:
                         pass
             step_size = ALPHA * abs(2 * W0)
             """), "a2": CORRECT_A2},
+        # replaces its ZeroMQ socket files by links to a host socket, then breaks the connections
+        # (so that a client that reconnects would follow the links out of the sandbox)
+        "hijacker": {"a1": HEADER + textwrap.dedent(f"""\
+            import gc, os, time, zmq
+            folder = os.path.dirname(os.environ["HOME"])
+            for name in os.listdir(folder):
+                if name.startswith("kernel-"):
+                    os.unlink(os.path.join(folder, name))
+                    os.symlink({str(ctx.host_socket)!r}, os.path.join(folder, name))
+            for thing in gc.get_objects():
+                if isinstance(thing, zmq.Socket):
+                    thing.close(linger=0)
+            time.sleep(25)
+            """), "a2": CORRECT_A2},
         # a fork bomb in the background, then correct answers
         "bomber": {"a1": HEADER + textwrap.dedent("""\
             import subprocess, sys
@@ -662,7 +676,7 @@ def hostile_submissions(ctx: SimpleNamespace) -> dict[str, dict[str, str]]:
 HOSTILE = {  # student: (points of 7, status)
     "honest": (7, "ok"), "silencer": (0, "ok"), "replier": (0, "ok"), "stripper": (0, "ok"),
     "forger": (0, "ok"), "flooder": (0, "ok"), "reader": (5, "ok"), "vandal": (7, "ok"), "killer": (7, "ok"),
-    "bomber": (7, "ok"),
+    "bomber": (7, "ok"), "hijacker": (None, None),
 }
 
 
@@ -674,24 +688,29 @@ def hostile(tmp_path_factory):
     shutil.copytree(HIDDEN, hidden)
     venv_site = next(Path(sys.prefix).glob("lib/python*/site-packages"))
     ctx = SimpleNamespace(root=root, subs=root / "subs", out=root / "out" / "gradebook.csv", hidden=hidden,
-                          late=root / "late.txt", port=0)
+                          late=root / "late.txt", port=0, host_socket=root / "host.sock")
     ctx.vandal_targets = [exercises / "T-demo.ipynb", hidden / "T-demo.py", ctx.out,
                           ROOT / "lib" / "optbook" / f"{MARK}.py", venv_site / f"{MARK}.pth",
                           ctx.subs / "honest" / "T-demo.ipynb"]
     listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
     ctx.port = listener.getsockname()[1]
+    host_listener = socket.socket(socket.AF_UNIX)
+    host_listener.bind(str(ctx.host_socket))
+    host_listener.listen()
+    ctx.host_socket.chmod(0o777)
     connections, closing = [], threading.Event()
 
-    def accept():
+    def accept(server):
+        server.settimeout(0.2)
         while not closing.is_set():
             try:
-                connections.append(listener.accept())
+                connections.append(server.accept())
             except OSError:
                 continue
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=accept, args=(server,), daemon=True) for server in (listener, host_listener)]
+    for thread in threads:
+        thread.start()
     for student, answers in hostile_submissions(ctx).items():
         write_submission(ctx.subs / student / "T-demo.ipynb", answers)
     before = {p: p.read_bytes() for p in (exercises / "T-demo.ipynb", hidden / "T-demo.py",
@@ -701,8 +720,10 @@ def hostile(tmp_path_factory):
     finished, gradebook = time.monotonic(), ctx.out.read_bytes()
     time.sleep(max(0.0, 4 - (time.monotonic() - finished)))  # the detached process would write by now
     closing.set()
-    thread.join(2)
+    for thread in threads:
+        thread.join(2)
     listener.close()
+    host_listener.close()
     for target in ctx.vandal_targets[3:5]:  # had the sandbox failed: the test fails below, but cleans up
         if target.exists():
             ctx.left = target.read_bytes()
@@ -715,6 +736,8 @@ def hostile(tmp_path_factory):
 def test_hostile_submissions_get_what_their_answers_earn_and_nothing_more(hostile, student):
     points, status = HOSTILE[student]
     row = hostile.rows[student]
+    if points is None:  # its kernel no longer answers: whatever the row says, it is there
+        points, status = int(row["points"]), row["status"]
     assert (int(row["points"]), row["status"], row["sandbox"]) == (points, status, "bubblewrap"), row["reason"]
 
 
@@ -765,7 +788,7 @@ def test_the_sandbox_keeps_files_network_and_processes_in(hostile):
     for folder in ("/tmp", os.path.expanduser("~"), "/var/tmp", "/dev/shm"):
         assert not os.path.exists(os.path.join(folder, MARK)), folder
     assert not hostile.ctx.late.exists()
-    assert hostile.connections == []
+    assert hostile.connections == []  # neither to the host's loopback nor through a hijacked socket file
     assert MARK not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from queue import Empty
 
 import pytest
@@ -127,9 +128,21 @@ def _await_reply(self, msg_id, timeout=None):
             return
 
 
+_SOCKET_FDS: list[int] = []  # the kernel's socket files, held open for the run
+
+
 def _sandboxed_kernel_starter(config_path: str):
     def start_new_kernel(startup_timeout=60, kernel_name=None, **kwargs):
-        """nbval's start_new_kernel, for a kernel in the sandbox (``kernel_name`` unused)."""
+        """nbval's start_new_kernel, for a kernel in the sandbox (``kernel_name`` unused).
+
+        The kernel makes its socket files in the sandbox, where its code could later
+        replace them by links to sockets of the host, which ZeroMQ would follow when it
+        reconnects.  So, once the kernel has made them and before any student code runs,
+        this process opens each socket file itself (``O_PATH``) and connects, then and
+        whenever it reconnects, through links of its own to those open files
+        (``/proc/<pid>/fd/<n>``), in its private run folder."""
+        import stat
+
         import zmq
         from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
         from jupyter_client.manager import KernelManager
@@ -143,18 +156,36 @@ def _sandboxed_kernel_starter(config_path: str):
 
         started = time.monotonic()
         ip = sandbox.new_socket_prefix()
-        REPORT.setdefault("links", []).append(os.path.dirname(ip))
+        sandbox.note_link(Path.cwd(), os.path.dirname(ip))  # removed by the grader after the run
+        context = zmq.Context()
+        context.setsockopt(zmq.MAXMSGSIZE, 2 * VALUE_LIMIT)  # a larger message disconnects the kernel
+        context.setsockopt(zmq.SNDTIMEO, 2000)  # no send blocks on a kernel that is gone
         km = KernelManager(kernel_name="optbook-sandbox", kernel_spec_manager=SandboxSpec(), transport="ipc",
-                           ip=ip, connection_file=os.path.abspath("kernel.json"))
+                           ip=ip, connection_file=os.path.abspath("kernel.json"), context=context)
         km.start_kernel(**kwargs)
-        kc = km.client()
-        kc.context.setsockopt(zmq.MAXMSGSIZE, 2 * VALUE_LIMIT)  # a larger message disconnects the kernel
-        kc.start_channels()
+        ports = (km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port)
+        while not all(os.path.exists(f"{ip}-{port}") for port in ports):
+            if not km.is_alive() or time.monotonic() - started > startup_timeout:
+                km.shutdown_kernel(now=True)
+                raise RuntimeError(f"the sandboxed kernel did not start in {startup_timeout} s")
+            time.sleep(0.02)
+        private = Path.cwd() / "sockets"
+        private.mkdir()
+        for port in ports:
+            fd = os.open(f"{ip}-{port}", os.O_PATH | os.O_NOFOLLOW)
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                raise RuntimeError("the sandboxed kernel did not make its sockets")
+            _SOCKET_FDS.append(fd)
+            os.symlink(f"/proc/{os.getpid()}/fd/{fd}", private / f"k-{port}")
+        km._close_control_socket()  # made on the sandbox's path: connect again through ours
+        km.ip = str(private / "k")
+        kc = km.client(context=context)
+        kc.start_channels(hb=False)
         try:
             kc.wait_for_ready(timeout=startup_timeout)
         except RuntimeError:
             kc.stop_channels()
-            km.shutdown_kernel()
+            km.shutdown_kernel(now=True)
             raise
         REPORT["kernel_start"] = time.monotonic() - started
         return km, kc
@@ -212,9 +243,6 @@ def _first_line(text: str) -> str:
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    for link in REPORT.pop("links", []):  # a killed launcher leaves its socket link
-        if os.path.islink(link):
-            os.unlink(link)
     path = session.config.getoption("optbook_report")
     if path:
         tmp = f"{path}.{os.getpid()}.tmp"

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from optbook.grade.sandbox import kill_sandboxes
+from optbook.grade.sandbox import clean_up
 
 
 @dataclass
@@ -181,7 +181,7 @@ def run_notebook(notebook: Path, limits: Limits, sandbox: Path | None = None, gr
         timed_out = True
     finally:
         kill_run(proc, token)
-        kill_sandboxes(workdir)
+        clean_up(workdir)
     tail = _tail(log) + _tail(workdir / "kernel.log", 800)
     data = read_report(report) if not timed_out and proc.returncode in (0, 1) else None
     cells = None if data is None else {int(k): CellRun.from_record(v) for k, v in data["cells"].items()

@@ -58,6 +58,7 @@ LINK_RE = re.compile(r"/tmp/optbook-kernel-[0-9a-f]{16}")
 ETC_FILES = ("ld.so.cache", "localtime", "passwd", "group", "nsswitch.conf", "fonts")
 TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # /usr-merged links or folders
 PIDS_FILE = "sandbox-pids.jsonl"  # in the run folder: each sandbox's first process and PID namespace
+LINKS_FILE = "sandbox-links"  # in the run folder: the socket links made for its kernels
 
 
 class SandboxUnavailable(Exception):
@@ -317,23 +318,35 @@ def kill_sandbox(pid: int | None, namespace: int | None = None) -> None:
         pass
 
 
-def kill_sandboxes(folder: Path) -> None:
-    """Kill every sandbox the launchers of a run folder started (see :data:`PIDS_FILE`)."""
-    try:
-        lines = (folder / PIDS_FILE).read_text().splitlines()
-    except OSError:
-        return
-    for line in lines:
+def note_link(folder: Path, link: str) -> None:
+    """Record a socket link made for a kernel of the run in ``folder``."""
+    with open(folder / LINKS_FILE, "a", encoding="utf-8") as f:
+        f.write(link + "\n")
+
+
+def clean_up(folder: Path) -> None:
+    """After a run in ``folder``: kill every sandbox its launchers started (even a launcher
+    that was killed first) and remove the socket links of its kernels."""
+    for name, action in ((PIDS_FILE, _kill_entry), (LINKS_FILE, _remove)):
         try:
-            entry = json.loads(line)
-            kill_sandbox(int(entry["pid"]), int(entry["pid-namespace"]))
-        except (ValueError, KeyError, TypeError):
+            lines = (folder / name).read_text(encoding="utf-8").splitlines()
+        except OSError:
             continue
+        for line in lines:
+            action(line)
+
+
+def _kill_entry(line: str) -> None:
+    try:
+        entry = json.loads(line)
+        kill_sandbox(int(entry["pid"]), int(entry["pid-namespace"]))
+    except (ValueError, KeyError, TypeError):
+        pass
 
 
 def _remove(link: str) -> None:
     try:
-        if os.path.islink(link):
+        if LINK_RE.fullmatch(link) and os.path.islink(link):
             os.unlink(link)
     except OSError:
         pass
