@@ -4,14 +4,14 @@ The pages are MyST Markdown notebooks. The theme's download menu offers the ``.m
 source; a reader who wants to run a page in JupyterLab is better served by the page as
 an ``.ipynb`` *with its outputs* (figures, tables, sliders' frames), which opens ready
 to read and to run. myst-nb writes every page it executed to ``_build/jupyter_execute``;
-this extension copies those notebooks next to the sources the site serves
+this extension copies those notebooks (with the outputs from the execution cache when
+the page was not re-executed) next to the sources the site serves
 (``_sources/<page>.ipynb``) and adds the menu entry (sphinx-book-theme shows one when a
 page's context names an ``ipynb_source``).
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -42,9 +42,28 @@ def _copy_notebooks(app, exception) -> None:
             continue
         target = sources / f"{docname}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
-        nb = nbformat.read(notebook, as_version=4)
+        nb = _with_outputs(app, nbformat.read(notebook, as_version=4))
         nbformat.validate(nb)  # a download that JupyterLab refuses is worse than none
-        shutil.copyfile(notebook, target)
+        nbformat.write(nb, target)
+
+
+def _with_outputs(app, nb):
+    """The notebook with its outputs. myst-nb writes a page's notebook with outputs only
+    when it executed the page in this build; when the outputs came from the execution
+    cache (jupyter-cache), they are merged back from there."""
+    if any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"):
+        return nb
+    from jupyter_cache import get_cache
+
+    cache = getattr(app.env, "mystnb_config", None)
+    path = getattr(cache, "execution_cache_path", "") or ""
+    path = Path(path) if path else Path(app.outdir).parent / ".jupyter_cache"
+    if not path.is_dir():
+        return nb
+    try:
+        return get_cache(path).merge_match_into_notebook(nb)[1]
+    except KeyError:  # not in the cache: a page that is never executed
+        return nb
 
 
 def setup(app):

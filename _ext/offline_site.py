@@ -15,8 +15,9 @@ does the three things configuration alone cannot:
 3. Give controls accessible names that match what is on screen (the theme's search
    button and show-code toggles; slider handles get their slider's label; slider frames
    get their alternative text, from the map ``slider_frames`` writes into the page).
-4. Drop the Font Awesome script (1.5 MB on every page, to draw a dozen icons):
-   ``_ext/static/chapter.css`` draws them from the webfont the theme already declares.
+4. Lighter pages: drop the Font Awesome script (1.5 MB on every page, to draw a dozen
+   icons; ``_ext/static/chapter.css`` draws them from the webfont the theme already
+   declares), and load figures lazily.
 5. Drop the Thebe scripts.  Thebe ("live code" via Binder) needs a network, is off in
    this book, and Jupyter Book registers its configuration script twice, which is a
    JavaScript error on every page.
@@ -73,6 +74,10 @@ ACCESSIBLE_NAMES = """
           el.setAttribute("aria-label", text);
         }
       });
+    // The bibliography's entries are not list items: its list role is wrong, not them.
+    document.querySelectorAll('.citation-list[role="list"]').forEach(function (el) {
+      el.removeAttribute("role");
+    });
     document.querySelectorAll("summary:not([aria-label])").forEach(function (el) {
       if (!visibleText(el)) { el.setAttribute("aria-label", "Show or hide the sub-pages"); }
     });
@@ -132,19 +137,24 @@ def _drop_thebe(app, pagename, templatename, context, doctree):
 FONTAWESOME_JS = re.compile(r'\s*<script defer src="[^"]*/fontawesome\.js[^"]*"></script>')
 
 
-def _drop_fontawesome(app, exception) -> None:
-    """The theme writes the script tag into its page template; take it out of the pages."""
+IMG_WITHOUT_LOADING = re.compile(r"<img (?![^>]*\bloading=)")
+
+
+def _lighter_pages(app, exception) -> None:
+    """Two edits to every built page: the Font Awesome script tag, which the theme writes
+    into its page template, goes; figures load lazily (``loading="lazy"``), so those
+    below the fold do not hold up the page's load event."""
     if exception is not None or app.builder.format != "html":
         return
     for page in Path(app.outdir).rglob("*.html"):
         text = page.read_text(encoding="utf-8")
-        new = FONTAWESOME_JS.sub("", text)
+        new = IMG_WITHOUT_LOADING.sub('<img loading="lazy" ', FONTAWESOME_JS.sub("", text))
         if new != text:
             page.write_text(new, encoding="utf-8")
 
 
 def setup(app):
-    app.connect("build-finished", _drop_fontawesome)
+    app.connect("build-finished", _lighter_pages)
     app.add_css_file("chapter.css")
     app.add_js_file(None, body=REQUIRE_CONFIG, priority=200)
     app.add_js_file(None, body=MATHJAX2_ADAPTER, priority=200)

@@ -260,7 +260,7 @@ def test_phone_width_keeps_everything_on_screen(site, browser, path):
               out.push(`${el.className.split(" ").pop()} ends at ${Math.round(r.right)}px`);
           }
           if (width >= 1280) {
-            for (const el of document.querySelectorAll("div.cell div.highlight pre")) {
+            for (const el of document.querySelectorAll("div.cell_input div.highlight pre")) {
               el.closest("details")?.setAttribute("open", "");  // hidden cells count too
               if (el.scrollWidth > el.clientWidth + 1)
                 out.push(`code scrolls sideways: ${el.textContent.slice(0, 40)}`);
