@@ -312,3 +312,23 @@ def test_page_weight_before_load_is_at_most_2_mb(site, browser, path):
     biggest = sorted(bodies, reverse=True)[:4]
     assert total <= 2_000_000, f"{path}: {total / 1e6:.2f} MB before load; largest {biggest}"
     assert not any("fontawesome.js" in url for _, url in bodies)
+
+
+def test_widgets_follow_dark_mode(site, browser):
+    """In dark mode a slider sits on the page, not on a light slab, and its label and
+    read-out are drawn in the theme's text colour."""
+    ctx = browser.new_context(color_scheme="dark", service_workers="block")
+    ctx.add_init_script("localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark');")
+    page, log = open_offline(ctx, site.url + EWA_PAGE)
+    wait_until_ready(page)
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    colours = page.evaluate("""() => {
+      const box = document.querySelector(".widget-subarea");
+      const label = box.querySelector(".widget-readout");
+      const body = getComputedStyle(document.body);
+      return [getComputedStyle(box).backgroundColor, getComputedStyle(label).color, body.color];
+    }""")
+    ctx.close()
+    background, readout, text = colours
+    assert background == "rgba(0, 0, 0, 0)", f"a slab behind the widget: {background}"
+    assert readout == text, "the read-out is not drawn in the theme's text colour"
