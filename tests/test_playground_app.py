@@ -1,7 +1,7 @@
 """The Optimizer Playground (``solutions/playground/``): its core, and the app in Chromium.
 
 The core (``playground_core.py``) must be exercise E's reference: it passes the
-exercise's hidden checks, agrees with the solution notebook on the four optimizers
+exercise's checks, agrees with the solution notebook on the four optimizers
 the exercise names, and extends them correctly to AdaGrad and AdamW.
 
 The app is then started as a user starts it (``streamlit run``, headless, on a free
@@ -19,6 +19,7 @@ import ast
 import csv
 import inspect
 import io
+import json
 import math
 import os
 import re
@@ -38,7 +39,10 @@ import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from optbook import grade, optimizers, playground, surfaces  # noqa: E402
+from optbook import optimizers, playground, surfaces  # noqa: E402
+from optbook.grade.checks import load_checks  # noqa: E402
+from optbook.grade.judge import judge_value  # noqa: E402
+from optbook.grade.probe import plain  # noqa: E402
 from optbook.playground import tuned_lr  # noqa: E402
 from site_helpers import open_offline  # noqa: E402
 
@@ -54,27 +58,18 @@ GRADED = ("run", "losses", "iteration_table", "contour_with_path")
 
 
 # ================================================================== the core, exercise E
-def hidden_cells() -> list:
-    """The hidden-test file's cells in file order, read by the grader's own parser:
-    tests (with an ``id``) and setup blocks that compute their references."""
-    return grade.parse_hidden_tests(HIDDEN.read_text(), str(HIDDEN))
+CHECKS = {check.id: check for check in load_checks(HIDDEN)[0]}
 
 
-CHECK_IDS = [cell.id for cell in hidden_cells() if hasattr(cell, "id")]
-
-
-@pytest.mark.parametrize("check_id", CHECK_IDS)
-def test_core_passes_the_hidden_checks_of_exercise_e(check_id):
-    """Each hidden check of E, run as the grader runs it (after the setup blocks before
-    it), on the core's functions in place of a student's answers."""
+@pytest.mark.parametrize("check_id", sorted(CHECKS))
+def test_core_passes_the_checks_of_exercise_e(check_id):
+    """Each check of E as the grader runs it: its probe on the core's functions in place
+    of a student's answers, the value through JSON as plain data, then its judge."""
+    check = CHECKS[check_id]
     namespace = {name: getattr(core, name) for name in GRADED}
-    for cell in hidden_cells():
-        where = f"{HIDDEN.name}:{getattr(cell, 'id', 'setup')}"
-        if not hasattr(cell, "id"):
-            exec(compile(cell.source, where, "exec"), namespace)
-        elif cell.id == check_id:
-            exec(compile(cell.source, where, "exec"), namespace)
-            break
+    exec(compile(check.probe_function("_probe"), f"<probe {check_id}>", "exec"), namespace)
+    value = json.loads(json.dumps(plain(namespace["_probe"]())))
+    assert judge_value(check, value) == (True, "")
     plt.close("all")
 
 

@@ -116,6 +116,11 @@ def verdict(check, role: CellRole, run: CellRun, limits: Limits) -> tuple[bool, 
         value = json.loads(values[0]["json"])
     except (ValueError, RecursionError):
         return False, "the check received a value it cannot read"
+    return judge_value(check, value)
+
+
+def judge_value(check, value) -> tuple[bool, str]:
+    """(passed, message): the check's judge on a value its probe sent."""
     try:
         check.judge(value)
     except AssertionError as exc:

@@ -55,6 +55,8 @@ def plain(value, _budget: list[int] | None = None):
             raise TypeError("a dict with keys that are not strings cannot be sent; the probe should "
                             "convert it (e.g. to a list of [key, value] pairs)")
         return {str(k): plain(v, budget) for k, v in value.items()}
+    if value is Ellipsis:
+        raise TypeError("the value is still ..., the template's placeholder: fill in the answer")
     module = type(value).__module__.split(".")[0]
     if module == "numpy" and hasattr(value, "tolist"):
         if getattr(value, "size", 1) > budget[0]:
@@ -64,6 +66,12 @@ def plain(value, _budget: list[int] | None = None):
         return plain(value.detach().cpu().numpy(), budget)
     raise TypeError(f"a value of type {type(value).__name__} cannot be sent to the grader (plain data only: "
                     "numbers, strings, lists, dicts, arrays)")
+
+
+def type_names(value) -> list[str]:
+    """The qualified names of ``value``'s type and of its bases (``numpy.ndarray``,
+    ``matplotlib.figure.Figure``, ...): what a probe sends when a judge needs a type."""
+    return [f"{cls.__module__}.{cls.__qualname__}" for cls in type(value).__mro__]
 
 
 def cap_output(limit: int, mark: str) -> None:
