@@ -88,12 +88,13 @@ def test_named_axes_can_be_buttons_or_a_drop_down_linked_like_sliders():
     assert len(links) == 1 + len(middle) + len(inner)
     # the frame under (optimizer, surface, alpha) = (AdaGrad, beale, 0.01) is that combination's
     frame = outer.children[2].children[1].children[0]
-    reference = _render(optimizer="AdaGrad", surface="beale", alpha=0.01)
-    from optbook.plotting import figure_png
-    # drawn at twice the pixels (sharp on high-DPI screens), shown at the size of dpi=90
-    assert frame.value == figure_png(reference, dpi=180)
-    at_90 = png_size(figure_png(_render(optimizer="AdaGrad", surface="beale", alpha=0.01),
-                                dpi=90))
+    from optbook.plotting import FRAME_STYLE, figure_png
+    with plt.rc_context(FRAME_STYLE):   # frames are drawn in the frame style
+        reference = _render(optimizer="AdaGrad", surface="beale", alpha=0.01)
+        # drawn at twice the pixels (sharp on high-DPI screens), shown at the size of dpi=90
+        assert frame.value == figure_png(reference, dpi=180)
+        at_90 = png_size(figure_png(_render(optimizer="AdaGrad", surface="beale",
+                                            alpha=0.01), dpi=90))
     assert abs(int(frame.width) - at_90[0]) <= 0.02 * at_90[0]  # tight bbox rounds
 
 
@@ -148,3 +149,34 @@ def test_every_frame_says_what_it_shows():
     texts = {image.alt for outer in stack.children for image in outer.children}
     assert texts == {f"Figure for alpha = {a}, β = {b}"
                      for a in ("0.1", "1.0") for b in ("0.5", "0.9")}
+
+
+def test_frames_are_drawn_in_the_frame_style_unless_told_otherwise():
+    """Frames are read on phones, shrunk to the column: frame_slider draws them with
+    FRAME_STYLE's larger text; style=None keeps the page's own."""
+    from optbook.plotting import FRAME_STYLE
+
+    sizes = []
+
+    def render(beta):
+        fig, ax = plt.subplots(figsize=(2, 1))
+        sizes.append(ax.set_title("t").get_fontsize())
+        return fig
+
+    with plt.rc_context({"axes.titlesize": 7}):     # the page's own style
+        frame_slider(render, beta=[0.5, 0.9])
+        frame_slider(render, beta=[0.5, 0.9], style=None)
+    assert sizes == [FRAME_STYLE["axes.titlesize"]] * 2 + [7] * 2
+
+
+def test_png_bytes_drawn_at_a_density_are_shown_that_much_smaller():
+    """A FramePNG says how many pixels it has per CSS pixel; plain bytes are shown as
+    they are."""
+    from optbook.plotting import FramePNG, figure_png
+
+    png = figure_png(_render(beta=1), dpi=80)
+    width = png_size(png)[0]
+    box = frame_slider(lambda beta: FramePNG(png, density=2) if beta else png, beta=[0, 1])
+    plain, dense = box.children[-1].children
+    assert plain.width == "" and dense.width == str(round(width / 2))
+    assert dense.value == png and isinstance(FramePNG(png, 2), bytes)

@@ -46,7 +46,7 @@ import numpy as np
 from matplotlib.ticker import LogFormatter, NullFormatter
 
 from .optimizers import OPTIMIZERS
-from .plotting import Backdrop, color_of, contour_figure, empty_axes
+from .plotting import Backdrop, _pt, color_of, contour_figure, empty_axes, frame_png
 from .surfaces import SURFACES, Surface, trajectory
 
 #: The optimizers in the order the controls list them (the four of exercise E first).
@@ -161,7 +161,8 @@ def runs(surface, settings: Mapping[str, Mapping], *, steps: int = 200, start=No
 
 # ---------------------------------------------------------------------------- figures
 def draw_loss_curves(ax, surface, curves: Mapping, *, selected: str | None = None,
-                     floor: float = 1e-12, title: str | None = None) -> None:
+                     floor: float = 1e-12, title: str | None = None,
+                     legend_columns: int = 1) -> None:
     r"""The excess loss :math:`J(\theta_t) - J_{\min}` of each curve against the step,
     on a log scale, raised to ``floor`` so that an exact zero can be drawn.
 
@@ -170,6 +171,7 @@ def draw_loss_curves(ax, surface, curves: Mapping, *, selected: str | None = Non
     ``diverged_at``, or an array that turns non-finite) ends in a cross at its last
     finite point and is labelled so.  The ``selected`` optimizer is
     drawn thick and the others thin, so the one under study stands out among them.
+    The legend has ``legend_columns`` columns.
     """
     surface = _surface(surface)
     f_min = surface.f_min or 0.0
@@ -199,8 +201,8 @@ def draw_loss_curves(ax, surface, curves: Mapping, *, selected: str | None = Non
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"$J(\theta_t) - J_{\min}$ (log scale)")
     if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+        ax.set_title(title, fontsize=_pt(10))
+    ax.legend(fontsize=_pt(8), loc="best", ncol=legend_columns)
 
 
 class PlaygroundCanvas:
@@ -211,7 +213,11 @@ class PlaygroundCanvas:
     one thick (:func:`draw_loss_curves`).  A page that shows a hundred frames of one
     surface would spend most of its time redrawing the same contours and laying out
     the same tick labels; this figure keeps them, and :meth:`png` redraws only what
-    changed.  The layout is fixed, so every frame has the same size in pixels.
+    changed.  The layout is fixed, so every frame has the same size in pixels. With
+    ``stacked`` the loss panel is under the path panel (narrow enough to read on a
+    phone); ``density`` draws ``density`` pixels per CSS pixel (:meth:`png` returns a
+    :class:`~optbook.plotting.FramePNG`), and ``style`` is rcParams to build the figure
+    with (e.g. :data:`optbook.plotting.FRAME_STYLE`, as the slider draws its frames).
 
     >>> from optbook.surfaces import quadratic
     >>> canvas = PlaygroundCanvas(quadratic)
@@ -220,13 +226,30 @@ class PlaygroundCanvas:
     (b'\x89PNG', None)
     """
 
-    def __init__(self, surface, *, levels: int = 20, figsize=(10.0, 3.9), dpi: int = 72):
-        self.surface = _surface(surface)
-        self.fig, (self.ax_path, self.ax_loss) = plt.subplots(
-            1, 2, figsize=figsize, dpi=dpi, gridspec_kw={"width_ratios": [1.0, 1.15]})
+    def __init__(self, surface, *, levels: int = 20, figsize=None, dpi: int = 72,
+                 stacked: bool = False, density: int = 1, style: Mapping | None = None):
+        if density not in (1, 2, 3):
+            raise ValueError(f"density must be 1, 2 or 3 pixels per CSS pixel, got {density!r}")
+        self.surface, self.density = _surface(surface), density
+        with plt.rc_context(style or {}):   # e.g. FRAME_STYLE: its text sizes, kept
+            self._build(levels, figsize, dpi, stacked)
+
+    def _build(self, levels, figsize, dpi, stacked):
+        if stacked:   # the loss panel under the path: narrow enough to read on a phone
+            self.fig, (self.ax_path, self.ax_loss) = plt.subplots(
+                2, 1, figsize=figsize or (5.4, 7.2), dpi=dpi * self.density,
+                gridspec_kw={"height_ratios": [1.0, 1.0]})
+        else:
+            self.fig, (self.ax_path, self.ax_loss) = plt.subplots(
+                1, 2, figsize=figsize or (10.0, 3.9), dpi=dpi * self.density,
+                gridspec_kw={"width_ratios": [1.0, 1.15]})
         contour_figure(self.surface, None, ax=self.ax_path, levels=levels)
         self.ax_path.grid(False)  # the contours are grid enough
-        self.fig.subplots_adjust(left=0.07, right=0.985, bottom=0.13, top=0.91, wspace=0.3)
+        if stacked:
+            self.fig.subplots_adjust(left=0.16, right=0.97, bottom=0.07, top=0.95, hspace=0.3)
+        else:
+            self.fig.subplots_adjust(left=0.07, right=0.985, bottom=0.13, top=0.91, wspace=0.3)
+        self.stacked = stacked
         self._drawn = []
         self._backdrop = None    # made at the first png()
 
@@ -256,12 +279,12 @@ class PlaygroundCanvas:
         x, y = points[-1]
         note = ("diverged" if diverged else None if x0 <= x <= x1 and y0 <= y <= y1 else "ends outside the window")
         if note:
-            self._drawn.append(ax.text(0.02, 0.02, note, transform=ax.transAxes, fontsize=9,
+            self._drawn.append(ax.text(0.02, 0.02, note, transform=ax.transAxes, fontsize=_pt(9),
                                        color="#b91c1c"))
         ax.title.set_text(title or f"{selected} on {self.surface.name}")  # keeps its place
         empty_axes(self.ax_loss)
         draw_loss_curves(self.ax_loss, self.surface, trajectories, selected=selected,
-                         title=loss_title)
+                         title=loss_title, legend_columns=2 if self.stacked else 1)
         return self.fig
 
     def png(self, trajectories: Mapping, selected: str, *, title: str | None = None,
@@ -276,7 +299,7 @@ class PlaygroundCanvas:
         self.draw(trajectories, selected, title=title, loss_title=loss_title)
         if self._backdrop is None:   # the contours and the path panel's axes, kept
             self._backdrop = Backdrop(self.fig, self.ax_path, [self.ax_loss])
-        return _palette_png(self._backdrop.image().convert("RGB"), colors)
+        return frame_png(self._backdrop.image(), self.density, colors)
 
     def close(self) -> None:
         plt.close(self.fig)

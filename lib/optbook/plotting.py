@@ -29,6 +29,45 @@ COLORS = {
 }
 
 
+#: The base font size (points) of :func:`book_style`. The helpers give every other text
+#: size for this base (a legend at 8 points, a panel title at 10) and scale it with the
+#: base in force (:func:`_pt`): a figure drawn with :data:`FRAME_STYLE` enlarges them all.
+BASE_FONT = 11
+
+#: The rcParams of a slider frame (:func:`optbook.widgets.frame_slider` draws every frame
+#: with them). A frame is one image: on a 390 px phone it shrinks to the column, about
+#: 360 CSS px, so its small print has to be larger than a static figure's to stay
+#: readable there. Frames are drawn about 480 CSS px wide (two panels one above the
+#: other, see ``stacked``), shown at full size in a desktop column and at about 0.75 on a
+#: phone; with these sizes a legend is 12.5 CSS px on a desktop and over 9 on a phone.
+FRAME_STYLE = {
+    "font.size": 1.25 * BASE_FONT,   # the base of every helper's explicit sizes: × 1.25
+    "axes.titlesize": 12.5,
+    "axes.labelsize": 12,
+    "legend.fontsize": 10,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+}
+
+
+def _pt(size: float) -> float:
+    """``size`` points for the book's base font, scaled to the base font in force (as
+    matplotlib's relative sizes "small", "large" are): unchanged under
+    :func:`book_style`, 1.25 times larger in a slider frame (:data:`FRAME_STYLE`)."""
+    return size * plt.rcParams["font.size"] / BASE_FONT
+
+
+class FramePNG(bytes):
+    """The bytes of a PNG image drawn with ``density`` pixels per CSS pixel, e.g. 2 for
+    an image that is sharp on a high-DPI screen; :func:`optbook.widgets.frame_slider`
+    shows it ``width / density`` CSS pixels wide."""
+
+    def __new__(cls, data: bytes, density: int = 1):
+        self = super().__new__(cls, data)
+        self.density = density
+        return self
+
+
 def book_style() -> None:
     """Apply the book's matplotlib style (call once per page).
 
@@ -49,7 +88,7 @@ def book_style() -> None:
             "grid.alpha": 0.3,
             "axes.spines.top": False,
             "axes.spines.right": False,
-            "font.size": 11,
+            "font.size": BASE_FONT,
             "legend.frameon": False,
         }
     )
@@ -102,11 +141,12 @@ def figure_png(fig, dpi: int = 90) -> bytes:
 
 
 def ewa_figure(theta, beta: float, *, days=None, truth=None, bias_correction: bool = True,
-               title: str | None = None, ylabel: str = "temperature (°C)"):
+               title: str | None = None, ylabel: str = "temperature (°C)",
+               figsize=(8, 3.6)):
     r"""Raw series, its average :math:`V_t` and (optionally) :math:`\hat V_t`."""
     theta = np.asarray(theta, dtype=float)
     days = np.arange(1, len(theta) + 1) if days is None else np.asarray(days)
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, ax = plt.subplots(figsize=figsize)
     ax.plot(days, theta, ".", ms=4, color=COLORS["raw"], label=r"data $\theta_t$")
     if truth is not None:
         ax.plot(days, truth, "--", lw=1, color=COLORS["truth"], label="underlying trend")
@@ -119,7 +159,7 @@ def ewa_figure(theta, beta: float, *, days=None, truth=None, bias_correction: bo
     lo, hi = np.nanmin(theta), np.nanmax(theta)
     ax.set_ylim(min(0.0, lo) - 1, hi + 3)
     ax.set_title(title or rf"$\beta = {beta:g}$: averages over about {1 / (1 - beta):.0f} days")
-    ax.legend(loc="lower right", ncol=2, fontsize=9)
+    ax.legend(loc="lower right", ncol=2, fontsize=_pt(9))
     fig.tight_layout()
     return fig
 
@@ -133,7 +173,7 @@ def ewa_weights_figure(betas, t: int = 60):
         ax.plot(age, w, "o-", ms=3, lw=1.5, label=rf"$\beta={beta:g}$ (window $\approx${1 / (1 - beta):.0f})")
     ax.set_xlabel("age of the value (days ago, $t-k$)")
     ax.set_ylabel(r"weight $(1-\beta)\beta^{t-k}$")
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=_pt(9))
     fig.tight_layout()
     return fig
 
@@ -148,7 +188,7 @@ def bias_factor_figure(betas, t_max: int = 60):
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"$1-\beta^t$ (sum of the weights)")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=_pt(9))
     fig.tight_layout()
     return fig
 
@@ -173,7 +213,7 @@ def _draw_surface(ax, surface, *, resolution: int = 201, levels: int = 25,
         ax.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=5)
     (x0, x1), (y0, y1) = surface.window
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$x$", ylabel="$y$")
-    ax.set_title(_surface_title(surface, title), fontsize=10)
+    ax.set_title(_surface_title(surface, title), fontsize=_pt(10))
 
 
 def _surface_title(surface, title: str | None = None) -> str:
@@ -204,7 +244,7 @@ def contour_figure(surface, paths: dict | None = None, *, ax=None, levels: int =
         if show_start and i == 0:
             ax.plot(pts[0, 0], pts[0, 1], "o", color="k", ms=5, zorder=4)
     if paths:
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=_pt(8), loc="best")
     fig.tight_layout()
     return fig
 
@@ -217,8 +257,8 @@ def _finish_curves(fig, ax, *, logy, xlabel, ylabel, title):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+        ax.set_title(title, fontsize=_pt(10))
+    ax.legend(fontsize=_pt(8))
     fig.tight_layout()
     return fig
 
@@ -261,9 +301,12 @@ def paths_and_losses_figure(surface, paths: dict, *, title: str | None = None,
                             min_loss_factor: float | None = 1e-16,
                             resolution: int = 201, levels: int = 25,
                             legend: str = "both", legend_loc: str = "upper right",
-                            figsize=(11.0, 4.2)):
+                            stacked: bool = False, figsize=None):
     r"""Two panels: each optimizer's path on the contours of ``surface`` (left) and its
-    loss :math:`J(\theta_t)` against the step on a log scale (right).
+    loss :math:`J(\theta_t)` against the step on a log scale (right); with ``stacked``,
+    the loss panel is under the path panel instead (a figure narrow enough to read on a
+    phone: slider frames). ``figsize`` defaults to (11, 4.2) inches side by side and to
+    (5.4, 6.6) stacked.
 
     ``paths`` maps a label to a :class:`optbook.surfaces.Trajectory`.  A label's first
     word picks the book's colour (``"SGD ..."``, ``"Momentum ..."``, ``"Adam (α = 0.1)"``)
@@ -283,8 +326,12 @@ def paths_and_losses_figure(surface, paths: dict, *, title: str | None = None,
     panel or only the ``"loss"`` panel, at ``legend_loc``.
     """
     _check_legend(legend)
-    fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize,
-                                           gridspec_kw={"width_ratios": [1.3, 1.0]})
+    if stacked:
+        fig, (ax_path, ax_loss) = plt.subplots(2, 1, figsize=figsize or (5.4, 6.6),
+                                               gridspec_kw={"height_ratios": [1.25, 1.0]})
+    else:
+        fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize or (11.0, 4.2),
+                                               gridspec_kw={"width_ratios": [1.3, 1.0]})
     _draw_surface(ax_path, surface, resolution=resolution, levels=levels, title=title)
     _draw_paths_and_losses(ax_path, ax_loss, surface, paths, loss_title=loss_title,
                            colors=colors, excess=excess, loss_floor=loss_floor,
@@ -331,7 +378,7 @@ def _draw_paths_and_losses(ax_path, ax_loss, surface, paths, *, loss_title, colo
         ax_path.plot(first[0, 0], first[0, 1], "o", color="k", ms=5, zorder=4)
         for ax, panel in ((ax_path, "path"), (ax_loss, "loss")):
             if legend in ("both", panel):
-                ax.legend(fontsize=8, loc=legend_loc)
+                ax.legend(fontsize=_pt(8), loc=legend_loc)
     ax_loss.set_yscale("log")
     plain_log_axis(ax_loss)
     if start_loss > 0:
@@ -342,7 +389,7 @@ def _draw_paths_and_losses(ax_path, ax_loss, surface, paths, *, loss_title, colo
     ax_loss.set_ylabel(r"$J(\theta_t) - J_{\min}$ (log scale)" if excess
                        else r"loss $J(\theta_t)$")
     if loss_title:
-        ax_loss.set_title(loss_title, fontsize=10)
+        ax_loss.set_title(loss_title, fontsize=_pt(10))
 
 
 def empty_axes(ax) -> None:
@@ -415,7 +462,48 @@ class Backdrop:
                                 "RGBA", 0, 1)
 
 
-class PathsAndLossesFrames:
+def frame_png(image, density: int = 1, colors: int | None = None) -> FramePNG:
+    """A PIL image as a :class:`FramePNG`: full colour, or with an adaptive palette of
+    ``colors`` colours (2 to 256), about a third of the bytes for a figure of lines on
+    white, which a phone fetches once per slider position."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if colors is None:
+        image.save(buf, format="png", compress_level=6)
+    else:
+        if not (isinstance(colors, int) and 2 <= colors <= 256):
+            raise ValueError(f"Invalid colors: {colors!r} (must be an integer from 2 to 256)")
+        # octree keeps the few pixels of a thin line's colour that median cut merges away
+        image.convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(
+            buf, format="png", compress_level=6)
+    return FramePNG(buf.getvalue(), density)
+
+
+class _KeptFrames:
+    """What the fast frame makers share: the figure is built at the first call, an
+    image of what no frame changes is kept (:class:`Backdrop`), and each frame is that
+    image plus what it changes, as a :class:`FramePNG` drawn with ``density`` pixels per
+    CSS pixel, full colour or with a palette of ``colors`` colours (:func:`frame_png`)."""
+
+    def __init__(self, *, dpi: int, density: int, colors: int | None):
+        if density not in (1, 2, 3):
+            raise ValueError(f"density must be 1, 2 or 3 pixels per CSS pixel, got {density!r}")
+        if colors is not None and not (isinstance(colors, int) and 2 <= colors <= 256):
+            raise ValueError(f"Invalid colors: {colors!r} (must be an integer from 2 to 256)")
+        self.dpi, self.density, self.colors = dpi, density, colors
+        self.fig = self._backdrop = None
+
+    def _keep(self, fig, kept, redrawn) -> None:
+        plt.close(fig)  # owned by this object, not by pyplot: drawn on its own canvas
+        self.fig = fig
+        self._backdrop = Backdrop(fig, kept, redrawn)
+
+    def _render(self) -> FramePNG:
+        return frame_png(self._backdrop.image(), self.density, self.colors)
+
+
+class PathsAndLossesFrames(_KeptFrames):
     r"""The frames of a slider over :func:`paths_and_losses_figure`, made fast.
 
     ``frames = PathsAndLossesFrames(surface, **options)`` takes the options of
@@ -431,13 +519,17 @@ class PathsAndLossesFrames:
     losses).  Drawing the contours and laying out text is most of the time a
     two-panel figure takes, so a frame costs a fraction of a new figure; the image is
     the same as a full redraw of the same figure (see the tests).  Every frame has the
-    size and layout of the first (no per-frame tight cropping).
+    size and layout of the first (no per-frame tight cropping). A frame is drawn with
+    ``density`` pixels per CSS pixel (2: sharp on high-DPI screens) and shown as large
+    as the figure is at ``dpi`` (a :class:`FramePNG`); ``colors`` gives it a palette of
+    that many colours (:func:`frame_png`).
     """
 
     #: What is fixed when the figure is built; the other options are needed per frame.
-    LAYOUT = ("resolution", "levels", "figsize")
+    LAYOUT = ("resolution", "levels", "figsize", "stacked")
 
-    def __init__(self, surface, *, dpi: int = 90, **options):
+    def __init__(self, surface, *, dpi: int = 90, density: int = 1,
+                 colors: int | None = None, **options):
         import inspect
 
         # paths_and_losses_figure's own keyword options and defaults, but the per-frame
@@ -451,11 +543,11 @@ class PathsAndLossesFrames:
                             f"it takes those of paths_and_losses_figure: {sorted(defaults)}")
         self.options = {**defaults, **options}
         _check_legend(self.options["legend"])
-        self.surface, self.dpi = surface, dpi
-        self.fig = self._backdrop = None
+        super().__init__(dpi=dpi, density=density, colors=colors)
+        self.surface = surface
 
     def __call__(self, paths: dict, *, title: str | None = None,
-                 loss_title: str | None = None) -> bytes:
+                 loss_title: str | None = None) -> FramePNG:
         if self.fig is None:
             self._build(paths, title, loss_title)
         else:
@@ -463,12 +555,11 @@ class PathsAndLossesFrames:
         return self._render()
 
     def _build(self, paths, title, loss_title):
-        with plt.rc_context({"figure.dpi": self.dpi}):
-            self.fig = paths_and_losses_figure(self.surface, paths, title=title,
-                                               loss_title=loss_title, **self.options)
-        plt.close(self.fig)  # owned by this object, not by pyplot: drawn on its own canvas
-        self.ax_path, self.ax_loss = self.fig.axes
-        self._backdrop = Backdrop(self.fig, self.ax_path, [self.ax_loss])
+        with plt.rc_context({"figure.dpi": self.dpi * self.density}):
+            fig = paths_and_losses_figure(self.surface, paths, title=title,
+                                          loss_title=loss_title, **self.options)
+        self.ax_path, self.ax_loss = fig.axes
+        self._keep(fig, self.ax_path, [self.ax_loss])
 
     def _update(self, paths, title, loss_title):
         ax_path = self.ax_path
@@ -482,11 +573,6 @@ class PathsAndLossesFrames:
         per_frame = {k: v for k, v in self.options.items() if k not in self.LAYOUT}
         _draw_paths_and_losses(ax_path, self.ax_loss, self.surface, paths,
                                loss_title=loss_title, **per_frame)
-
-    def _render(self) -> bytes:
-        buf = io.BytesIO()
-        self._backdrop.image().save(buf, format="png", compress_level=6)
-        return buf.getvalue()
 
 
 # --- 8.4 momentum ------------------------------------------------------------------
@@ -512,8 +598,8 @@ def gradient_average_figure(g, m, *, beta: float, names=("$x$ (along the ravine)
         ax.axhline(0.0, color=COLORS["truth"], lw=0.7)
         ax.set_xlabel("step $t$")
         ax.set_title(f"component {j + 1}: {names[j]}" if j < len(names) else f"component {j + 1}",
-                     fontsize=10)
-        ax.legend(fontsize=8)
+                     fontsize=_pt(10))
+        ax.legend(fontsize=_pt(8))
     fig.tight_layout()
     return fig
 
@@ -563,8 +649,8 @@ def adam_moments_figure(g, beta1: float = 0.9, beta2: float = 0.999, *, mean=Non
         ax.plot(t, ewa(x, beta, bias_correction=True), lw=2, color=COLORS["corrected"],
                 label=rf"$\hat {sym}_t = {sym}_t/(1-{bsym}^t)$")
         ax.set_xlabel("step $t$")
-        ax.set_title(rf"${bsym} = {beta:g}$", fontsize=10)
-        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+        ax.set_title(rf"${bsym} = {beta:g}$", fontsize=_pt(10))
+        ax.legend(fontsize=_pt(9), loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax_m.set_ylabel("first moment")
     ax_v.set_ylabel("second moment")
     fig.tight_layout()
@@ -586,8 +672,8 @@ def weight_decay_figure(adamw: dict, adam_l2: dict, *, alpha: float | None = Non
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"$\theta_t$")
     note = rf", $\alpha = {alpha:g}$" if alpha is not None else ""
-    ax.set_title(r"zero data gradient: only the regulariser acts" + note, fontsize=10)
-    ax.legend(fontsize=8, ncol=2)
+    ax.set_title(r"zero data gradient: only the regulariser acts" + note, fontsize=_pt(10))
+    ax.legend(fontsize=_pt(8), ncol=2)
     fig.tight_layout()
     return fig
 
@@ -595,13 +681,19 @@ def weight_decay_figure(adamw: dict, adam_l2: dict, *, alpha: float | None = Non
 # --- worked example: Adam step by step ---------------------------------------------
 
 
-def adam_trace_figure(w, alpha: float, *, compare: dict | None = None, target: float = 0.1):
+def adam_trace_figure(w, alpha: float, *, compare: dict | None = None, target: float = 0.1,
+                      stacked: bool = False, figsize=None):
     r"""Adam's iterates :math:`w_t` on :math:`f(w) = w^2` (left, with the band
     :math:`|w| <` ``target``) and its step sizes :math:`|w_t - w_{t-1}|` against
-    :math:`\alpha` (right).  ``compare`` adds other runs' iterates to the left panel."""
+    :math:`\alpha` (right).  ``compare`` adds other runs' iterates to the left panel.
+    With ``stacked`` the step sizes are under the iterates (a figure narrow enough for
+    a phone); ``figsize`` defaults to (10, 3.6) inches side by side, (5.4, 6.0) stacked."""
     w = np.asarray(w, dtype=float)
     t = np.arange(len(w))
-    fig, (ax_w, ax_s) = plt.subplots(1, 2, figsize=(10, 3.6))
+    if stacked:
+        fig, (ax_w, ax_s) = plt.subplots(2, 1, figsize=figsize or (5.4, 6.0), sharex=True)
+    else:
+        fig, (ax_w, ax_s) = plt.subplots(1, 2, figsize=figsize or (10, 3.6))
     ax_w.axhspan(-target, target, color="#facc15", alpha=0.35, lw=0,
                  label=rf"$|w| < {target:g}$")
     for i, (label, other) in enumerate((compare or {}).items()):
@@ -610,18 +702,19 @@ def adam_trace_figure(w, alpha: float, *, compare: dict | None = None, target: f
                   color=color_of(label.split(" ")[0], i + 1), label=label)
     ax_w.plot(t, w, lw=2, color=COLORS["Adam"], label="Adam")
     ax_w.axhline(0, color=COLORS["truth"], lw=0.8)
-    ax_w.set_xlabel("iteration $t$")
+    if not stacked:   # stacked, the panels share the axis labelled under the lower one
+        ax_w.set_xlabel("iteration $t$")
     ax_w.set_ylabel("$w_t$")
-    ax_w.set_title(rf"iterates, $\alpha = {alpha:g}$", fontsize=10)
-    ax_w.legend(fontsize=8)
+    ax_w.set_title(rf"iterates, $\alpha = {alpha:g}$", fontsize=_pt(10))
+    ax_w.legend(fontsize=_pt(8))
     steps = np.abs(np.diff(w))
     ax_s.plot(t[1:], steps, lw=2, color=COLORS["Adam"], label=r"$|w_t - w_{t-1}|$")
     ax_s.axhline(alpha, ls="--", lw=1, color=COLORS["truth"], label=r"$\alpha$")
     ax_s.set_xlabel("iteration $t$")
     ax_s.set_ylabel("step size")
     ax_s.set_ylim(0, 1.25 * max(alpha, steps.max(initial=0.0)))
-    ax_s.set_title("how far each step moves $w$", fontsize=10)
-    ax_s.legend(fontsize=8)
+    ax_s.set_title("how far each step moves $w$", fontsize=_pt(10))
+    ax_s.legend(fontsize=_pt(8))
     fig.tight_layout()
     return fig
 
@@ -662,28 +755,59 @@ def batch_size_race_figure(runs: dict, floor: float, *, N: int | None = None,
     ax_u.set_xlabel("number of updates (log scale)")
     ax_s.set_xlabel("wall-clock seconds spent on updates (log scale)")
     ax_u.set_ylabel(r"$J(\theta) - J^*$ on all the data")
-    ax_u.set_title("progress per update", fontsize=10)
-    ax_s.set_title("progress per second", fontsize=10)
-    ax_s.legend(fontsize=8, loc="lower left")
+    ax_u.set_title("progress per update", fontsize=_pt(10))
+    ax_s.set_title("progress per second", fontsize=_pt(10))
+    ax_s.legend(fontsize=_pt(8), loc="lower left")
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=_pt(11))
     fig.tight_layout()
     return fig
 
 
 def minibatch_path_figure(surface, path, reference=None, *, label: str = "mini-batch SGD",
                           reference_label: str = "batch GD ($B = N$)", title: str | None = None,
-                          loss_ylim: tuple[float, float] | None = None, figsize=(8.4, 3.4)):
+                          loss_ylim: tuple[float, float] | None = None, stacked: bool = False,
+                          figsize=None):
     r"""Left: the contours of ``surface`` with a mini-batch ``path`` (and, dashed, a
     ``reference`` path such as batch gradient descent).  Right: :math:`J - J^*` along
     both paths, per update (``loss_ylim`` fixes its range, so that the frames of a
     slider can be compared).  Paths are :class:`optbook.surfaces.Trajectory` objects.
+    With ``stacked`` the loss panel is under the contours (a figure narrow enough for a
+    phone) and the title is the top panel's; ``figsize`` defaults to (8.4, 3.4) inches
+    side by side and (5.4, 6.6) stacked.
     """
-    fig, (ax_c, ax_l) = plt.subplots(1, 2, figsize=figsize,
-                                     gridspec_kw={"width_ratios": [1.15, 1]})
+    if stacked:
+        fig, (ax_c, ax_l) = plt.subplots(2, 1, figsize=figsize or (5.4, 6.6),
+                                         gridspec_kw={"height_ratios": [1.25, 1]})
+    else:
+        fig, (ax_c, ax_l) = plt.subplots(1, 2, figsize=figsize or (8.4, 3.4),
+                                         gridspec_kw={"width_ratios": [1.15, 1]})
     X, Y, Z = surface.grid(161)
     ax_c.contour(X, Y, Z, levels=surface.contour_levels(18), cmap="Greys_r",
                  linewidths=0.7, alpha=0.8)
+    (x0, x1), (y0, y1) = surface.window
+    ax_c.set_xlim(x0, x1)
+    ax_c.set_ylim(y0, y1)
+    ax_c.set_xlabel("slope $w$")
+    ax_c.set_ylabel("intercept $b$")
+    ax_l.set_yscale("log")
+    _draw_minibatch_paths(ax_c, ax_l, surface, path, reference, label=label,
+                          reference_label=reference_label, loss_ylim=loss_ylim,
+                          loss_legend=not stacked)
+    if title and stacked:
+        ax_c.set_title(title, fontsize=_pt(11))
+    elif title:
+        fig.suptitle(title, fontsize=_pt(11))
+    fig.tight_layout()
+    return fig
+
+
+def _draw_minibatch_paths(ax_c, ax_l, surface, path, reference, *, label, reference_label,
+                          loss_ylim, loss_legend: bool = True) -> None:
+    """What changes from frame to frame in :func:`minibatch_path_figure`: the minima,
+    the paths and their legend on ``ax_c`` (its contours are drawn already), and the
+    curves, scale, labels and (unless stacked under ``ax_c``, whose legend serves both)
+    legend of ``ax_l``."""
     for mx, my in surface.minima:
         ax_c.plot(mx, my, "*", ms=13, color="#facc15", mec="k", mew=0.8, zorder=5)
     diverged = getattr(path, "diverged_at", None)
@@ -694,12 +818,7 @@ def minibatch_path_figure(surface, path, reference=None, *, label: str = "mini-b
     ax_c.plot(path.points[:, 0], path.points[:, 1], "-", lw=1.3, color=COLORS["SGD"],
               marker="o", ms=2.5, label=name, zorder=4)
     ax_c.plot(*path.points[0], "o", color="k", ms=5, zorder=6)
-    (x0, x1), (y0, y1) = surface.window
-    ax_c.set_xlim(x0, x1)
-    ax_c.set_ylim(y0, y1)
-    ax_c.set_xlabel("slope $w$")
-    ax_c.set_ylabel("intercept $b$")
-    ax_c.legend(fontsize=8, loc="lower right")
+    ax_c.legend(fontsize=_pt(8), loc="lower right")
     floor = surface.f_min or 0.0
     for p, lab, style, color in ((reference, reference_label, "--", COLORS["truth"]),
                                  (path, name, "-", COLORS["SGD"])):
@@ -711,11 +830,44 @@ def minibatch_path_figure(surface, path, reference=None, *, label: str = "mini-b
         ax_l.set_ylim(*loss_ylim)
     ax_l.set_xlabel("update $t$")
     ax_l.set_ylabel(r"$J(\theta_t) - J^*$")
-    ax_l.legend(fontsize=8, loc="upper right")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return fig
+    if loss_legend:
+        ax_l.legend(fontsize=_pt(8), loc="upper right")
+
+
+class MinibatchPathFrames(_KeptFrames):
+    r"""The frames of a slider over :func:`minibatch_path_figure` (stacked), made fast
+    as :class:`PathsAndLossesFrames` makes its own: the contours and the top panel's
+    axes are drawn once; each frame draws the paths, the legend, the title and the loss
+    panel. ``frames(path, reference, label=..., title=...)`` returns a :class:`FramePNG`.
+    """
+
+    def __init__(self, surface, *, reference_label: str = "batch GD ($B = N$)",
+                 loss_ylim: tuple[float, float] | None = None, figsize=None,
+                 dpi: int = 90, density: int = 2, colors: int | None = 64):
+        super().__init__(dpi=dpi, density=density, colors=colors)
+        self.surface, self.figsize = surface, figsize
+        self.reference_label, self.loss_ylim = reference_label, loss_ylim
+
+    def __call__(self, path, reference=None, *, label: str = "mini-batch SGD",
+                 title: str | None = None) -> FramePNG:
+        if self.fig is None:
+            with plt.rc_context({"figure.dpi": self.dpi * self.density}):
+                fig = minibatch_path_figure(
+                    self.surface, path, reference, label=label, title=title,
+                    reference_label=self.reference_label, loss_ylim=self.loss_ylim,
+                    stacked=True, figsize=self.figsize)
+            self.ax_c, self.ax_l = fig.axes
+            self._keep(fig, self.ax_c, [self.ax_l])
+        else:
+            for line in list(self.ax_c.lines):
+                line.remove()
+            self.ax_c.legend_.remove()
+            self.ax_c.title.set_text(title or "")
+            empty_axes(self.ax_l)
+            _draw_minibatch_paths(self.ax_c, self.ax_l, self.surface, path, reference,
+                                  label=label, reference_label=self.reference_label,
+                                  loss_ylim=self.loss_ylim, loss_legend=False)
+        return self._render()
 
 
 # --- optimizers side by side -------------------------------------------------------
@@ -759,10 +911,10 @@ def family_tree_figure(nodes: dict | None = None, edges=FAMILY_EDGES, *,
                                     boxstyle="round,pad=0.02,rounding_size=0.12",
                                     fc="white", ec=color, lw=2.2, zorder=2))
         ax.text(x, y + 0.38, f"{name} ({year})", ha="center", va="center",
-                fontsize=11.5, fontweight="bold", color=color, zorder=3)
-        ax.text(x, y + 0.12, who, ha="center", va="center", fontsize=9.5,
+                fontsize=_pt(11.5), fontweight="bold", color=color, zorder=3)
+        ax.text(x, y + 0.12, who, ha="center", va="center", fontsize=_pt(9.5),
                 color="#475569", zorder=3)
-        ax.text(x, y - 0.27, added, ha="center", va="center", fontsize=9.5,
+        ax.text(x, y - 0.27, added, ha="center", va="center", fontsize=_pt(9.5),
                 linespacing=1.25, zorder=3)
 
     def edge_point(centre, towards):
@@ -820,12 +972,12 @@ def bias_correction_compact_figure(t, moments: dict, steps: dict, *, figsize=(11
         ax.axhline(1.0, ls=":", lw=1.2, color=COLORS["truth"])
         ax.set_xscale("log")
         ax.set_xlabel("step $t$ (log scale)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=_pt(8))
     ax_m.set_ylabel("estimate of $g$ or $g^2$ (true value 1)")
-    ax_m.set_title("the averages, for a constant gradient $g = 1$", fontsize=10)
+    ax_m.set_title("the averages, for a constant gradient $g = 1$", fontsize=_pt(10))
     ax_s.set_yscale("log")
     ax_s.set_ylabel(r"step size $/\ \alpha$ (log scale)")
-    ax_s.set_title("how far one update moves a weight", fontsize=10)
+    ax_s.set_title("how far one update moves a weight", fontsize=_pt(10))
     fig.tight_layout()
     return fig
 
@@ -857,16 +1009,16 @@ def loss_grid_figure(grid, row_values, col_values, *, row_label: str, col_label:
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             text = f"{grid[i, j]:.2g}" if finite[i, j] else "div"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7.5,
+            ax.text(j, i, text, ha="center", va="center", fontsize=_pt(7.5),
                     color="white" if not finite[i, j] or logs[i, j] < np.nanmean(logs) else "black")
-    ax.set_xticks(range(len(col_values)), [f"{v:g}" for v in col_values], fontsize=8)
-    ax.set_yticks(range(len(row_values)), [f"{v:g}" for v in row_values], fontsize=8)
+    ax.set_xticks(range(len(col_values)), [f"{v:g}" for v in col_values], fontsize=_pt(8))
+    ax.set_yticks(range(len(row_values)), [f"{v:g}" for v in row_values], fontsize=_pt(8))
     ax.set_xlabel(col_label)
     ax.set_ylabel(row_label)
     ax.grid(False)
     fig.colorbar(image, ax=ax, label=r"$\log_{10}$ final loss")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=_pt(10))
     fig.tight_layout()
     return fig
 
@@ -913,10 +1065,10 @@ def schedules_figure(curves: dict, *, xlabel: str = "epoch $t$", title: str | No
             ax.set_yscale("log")
     axes[1].set_xlabel(xlabel)
     if title:
-        axes[0].set_title(title, fontsize=11)
+        axes[0].set_title(title, fontsize=_pt(11))
     handles, labels = axes[0].get_legend_handles_labels()
     ncol = min(3, len(labels)) or 1
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=9)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=_pt(9))
     rows = -(-len(labels) // ncol)
     fig.tight_layout(rect=(0, 0.035 * rows + 0.01, 1, 1))
     return fig
@@ -926,7 +1078,9 @@ def schedule_frame_figure(lrs, *, spans=(), marks=(), title: str | None = None,
                           ymax: float | None = None, xlabel: str = "epoch $t$",
                           color: str = "C0", figsize=(8.0, 3.4)):
     r"""One schedule :math:`\alpha_t` (a slider frame): shaded ``spans`` ``[(start, end,
-    label)]`` (e.g. the warm-up) and dotted vertical lines at ``marks`` (e.g. restarts)."""
+    label)]`` (e.g. the warm-up) and dotted vertical lines at ``marks`` (e.g. restarts).
+    The legend is one row at the top right: leave room for it above the curve with
+    ``ymax``."""
     lrs = np.asarray(lrs, dtype=float)
     fig, ax = plt.subplots(figsize=figsize)
     for start, end, label in spans:
@@ -939,8 +1093,9 @@ def schedule_frame_figure(lrs, *, spans=(), marks=(), title: str | None = None,
     ax.set_xlabel(xlabel)
     ax.set_ylabel(r"learning rate $\alpha_t$")
     if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=9, loc="upper right")
+        ax.set_title(title, fontsize=_pt(10))
+    entries = len(ax.get_legend_handles_labels()[1])
+    ax.legend(fontsize=_pt(9), loc="upper right", ncol=max(entries, 1))
     fig.tight_layout()
     return fig
 
@@ -981,16 +1136,16 @@ def warmup_runs_figure(runs: dict, *, schedules: dict | None = None,
     if blowup is not None:
         ax_loss.axhline(blowup, color=COLORS["truth"], lw=0.8, ls=":")
         ax_loss.text(0.99, blowup, "blow-up threshold ", transform=ax_loss.get_yaxis_transform(),
-                     ha="right", va="top", fontsize=8)
+                     ha="right", va="top", fontsize=_pt(8))
         ax_loss.set_ylim(0.5 * floor, 3 * blowup)
     ax_lr.set_ylabel(r"learning rate $\alpha_t$")
     ax_lr.set_title(title or "the three schedules (top) and the training loss of each seed "
-                    "(bottom; × = blew up)", fontsize=10)
-    ax_lr.legend(fontsize=9)
+                    "(bottom; × = blew up)", fontsize=_pt(10))
+    ax_lr.legend(fontsize=_pt(9))
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("update $t$")
     ax_loss.set_ylabel("mini-batch loss (MSE, log scale)")
-    ax_loss.legend(fontsize=9, loc="center right")
+    ax_loss.legend(fontsize=_pt(9), loc="center right")
     fig.tight_layout()
     return fig
 
@@ -1024,9 +1179,9 @@ def loss_panels_figure(panels: dict, *, clip: float | None = None, xlabel: str =
         if clip is not None:
             ax.axhline(clip, color=COLORS["truth"], lw=0.8, ls=":")
         ax.set_yscale("log")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=_pt(10))
         ax.set_xlabel(xlabel)
     axes[0][0].set_ylabel(ylabel)
-    axes[0][0].legend(fontsize=9)
+    axes[0][0].legend(fontsize=_pt(9))
     fig.tight_layout()
     return fig

@@ -27,9 +27,10 @@ import itertools
 from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
+import matplotlib.pyplot as plt
 import traitlets
 
-from .plotting import figure_png
+from .plotting import FRAME_STYLE, figure_png
 
 
 def _label(value, fmt: str) -> str:
@@ -66,13 +67,16 @@ def _frame(render, values: dict, dpi: int, density: int, text: str) -> widgets.I
 
     A Figure is drawn with ``density`` pixels per CSS pixel (2: sharp on high-DPI
     screens) and shown at the size it would have at ``dpi``; PNG bytes are shown as
-    they are."""
+    they are, or ``1 / density`` as wide if they say that they were drawn at a
+    ``density`` (:class:`optbook.plotting.FramePNG`)."""
     frame = render(**values)
     width = ""
     if isinstance(frame, (bytes, bytearray)):
         png = bytes(frame)
         if not png.startswith(PNG_SIGNATURE):
             raise ValueError(f"render({values}) returned bytes that are not a PNG image")
+        if getattr(frame, "density", 1) != 1:
+            width = str(round(png_size(png)[0] / frame.density))
     elif hasattr(frame, "savefig"):
         png = figure_png(frame, dpi=dpi * density)
         width = str(round(png_size(png)[0] / density))
@@ -118,7 +122,7 @@ def _check_axes(axes: dict[str, Sequence]) -> dict[str, list]:
 def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None = None,
                  initial: dict[str, object] | None = None, fmt: str = "g", dpi: int = 90,
                  density: int = 2, controls: dict[str, str] | None = None,
-                 **axes: Sequence) -> widgets.VBox:
+                 style: dict | None = FRAME_STYLE, **axes: Sequence) -> widgets.VBox:
     r"""Sliders over precomputed frames, linked in the browser.
 
     ``render(**values)`` must return a matplotlib ``Figure`` for one combination of
@@ -129,7 +133,9 @@ def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None
     of control (:data:`CONTROLS`): ``"toggle"`` for a row of buttons, ``"dropdown"`` for
     a drop-down list; the default is ``"slider"``. A Figure is shown at the size it has
     at ``dpi`` and drawn with ``density`` times as many pixels each way (sharp on
-    high-DPI screens).
+    high-DPI screens). Every frame is drawn with the rcParams ``style``: by default
+    :data:`optbook.plotting.FRAME_STYLE`, whose larger text stays readable when a phone
+    shrinks the frame to its column (``None`` draws with the page's own style).
 
     >>> import matplotlib.pyplot as plt
     >>> def render(beta):
@@ -175,11 +181,12 @@ def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None
         return "Figure for " + ", ".join(
             f"{labels.get(n, n)} = {_label(axes[n][i], fmt)}" for n, i in zip(names, combo))
 
-    images = {
-        combo: _frame(render, {n: axes[n][i] for n, i in zip(names, combo)}, dpi, density,
-                      describe(combo))
-        for combo in itertools.product(*(range(len(axes[n])) for n in names))
-    }
+    with plt.rc_context(style or {}):
+        images = {
+            combo: _frame(render, {n: axes[n][i] for n, i in zip(names, combo)}, dpi,
+                          density, describe(combo))
+            for combo in itertools.product(*(range(len(axes[n])) for n in names))
+        }
 
     def build(depth: int, prefix: tuple[int, ...]):
         """The stack for one level of nesting; returns it and registers it for linking."""
@@ -197,4 +204,28 @@ def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None
 
     box = widgets.VBox([*sliders, root])
     box._optbook_links = links  # keep the links alive with the widget
+    box._optbook_grid = [(labels.get(n, n), [_label(v, fmt) for v in axes[n]]) for n in names]
     return box
+
+
+def grid_sentence(box: widgets.VBox) -> str:
+    """One sentence that says which values the frames of ``box`` (a :func:`frame_slider`)
+    were precomputed for, taken from the lists the frames were made from.
+
+    >>> import matplotlib.pyplot as plt
+    >>> box = frame_slider(lambda beta: plt.figure(figsize=(1, 1)), beta=[0.5, 0.9, 0.99],
+    ...                    labels={"beta": "β"})
+    >>> grid_sentence(box)
+    'The slider moves between 3 precomputed frames, one for each β in 0.5, 0.9, 0.99.'
+    """
+    grid = box._optbook_grid
+    frames = 1
+    for _, values in grid:
+        frames *= len(values)
+    if len(grid) == 1:
+        (label, values), = grid
+        return (f"The slider moves between {frames} precomputed frames, one for each "
+                f"{label} in {', '.join(values)}.")
+    parts = [f"{label} ({len(values)} values: {', '.join(values)})" for label, values in grid]
+    return (f"The controls move between {frames} precomputed frames, one for each "
+            f"combination of {', '.join(parts[:-1])} and {parts[-1]}.")
