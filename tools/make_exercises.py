@@ -77,9 +77,14 @@ def check(test_id: str, points: int, code: str) -> Cell:
 
 
 def hidden_points(exercise_id: str) -> int:
-    """The points of the hidden tests, from their ``# %% <id> points=<n>`` headers."""
-    text = (ROOT / "solutions" / "hidden" / f"{exercise_id}.py").read_text()
-    return sum(int(m) for m in re.findall(r"^# %% \S+ points=(\d+)\s*$", text, re.M))
+    """The points of the checks a student never sees: those of the exercise's checks
+    file (``solutions/hidden/<id>.py``, read by the grader's own loader) that are not a
+    visible test this generator declares with ``check(...)``."""
+    from optbook.grade.checks import load_checks
+
+    visible = set(re.findall(r'\bcheck\("([^"]+)"', Path(__file__).read_text()))
+    checks, _ = load_checks(ROOT / "solutions" / "hidden" / f"{exercise_id}.py")
+    return sum(c.points for c in checks if c.id not in visible)
 
 
 def how_to(points_line: str) -> Cell:
