@@ -63,6 +63,19 @@ def pytest_configure(config) -> None:
     running.await_reply = _await_reply
     if config.getoption("optbook_sandbox"):
         nbval_kernel.start_new_kernel = _sandboxed_kernel_starter(config.getoption("optbook_sandbox"))
+    else:
+        nbval_kernel.start_new_kernel = _timed(nbval_kernel.start_new_kernel)
+
+
+def _timed(start_new_kernel):
+    """nbval's own start_new_kernel (a plain kernel), timed like the sandboxed one."""
+    def timed(*args, **kwargs):
+        started = time.monotonic()
+        km, kc = start_new_kernel(*args, **kwargs)
+        REPORT["kernel_start"] = time.monotonic() - started
+        return km, kc
+
+    return timed
 
 
 def _cell_state(kernel) -> dict:
