@@ -216,7 +216,7 @@ def grid_sentence(box: widgets.VBox) -> str:
     >>> box = frame_slider(lambda beta: plt.figure(figsize=(1, 1)), beta=[0.5, 0.9, 0.99],
     ...                    labels={"beta": "β"})
     >>> grid_sentence(box)
-    'The slider moves between 3 precomputed frames, one for each β in 0.5, 0.9, 0.99.'
+    'The slider moves between 3 precomputed frames, one for each value of β: 0.5, 0.9, 0.99.'
     """
     grid = box._optbook_grid
     frames = 1
@@ -225,7 +225,7 @@ def grid_sentence(box: widgets.VBox) -> str:
     if len(grid) == 1:
         (label, values), = grid
         return (f"The slider moves between {frames} precomputed frames, one for each "
-                f"{label} in {', '.join(values)}.")
+                f"value of {label}: {', '.join(values)}.")
     parts = [f"{label} ({len(values)} values: {', '.join(values)})" for label, values in grid]
     return (f"The controls move between {frames} precomputed frames, one for each "
             f"combination of {', '.join(parts[:-1])} and {parts[-1]}.")
