@@ -466,6 +466,8 @@ def test_a_verdict_needs_a_clean_cell_and_exactly_one_value_with_its_nonce():
     assert verdict(CellRun(**{**good.__dict__, "payloads": [{"nonce": nonce, "json": "[[[["}]})) == (
         False, "the check received a value it cannot read")
     assert verdict(CellRun(**{**good.__dict__, "payloads": [{"nonce": nonce, "json": "true"}]}))[0] is False
+    assert verdict(CellRun(**{**good.__dict__, "payloads": [{"nonce": nonce, "json": "", "too_large": True}]})) == (
+        False, "the value your code gave is too large to check")
     assert verdict(CellRun(**{**good.__dict__, "payloads": [{"nonce": nonce, "json": "2.0"}]})) == (
         False, "step_size should be α·|f′(w₀)| = α·|2·w₀| for the given W0 and ALPHA")
     assert verdict(CellRun())[1] == "not run"
@@ -593,6 +595,15 @@ def hostile_submissions(ctx: SimpleNamespace) -> dict[str, dict[str, str]]:
             p.send = send
             step_size = ...
             """)},
+        # ... and values far too large, to swamp the grader's memory
+        "hoarder": {"a1": HEADER + textwrap.dedent(f"""\
+            import optbook.grade.probe as p
+            from IPython.display import display
+            def send(nonce, probe):
+                display({{p.MIME: {{"nonce": nonce, "json": "[" + "0," * 17_000_000 + "0]"}}}}, raw=True)
+            p.send = send
+            step_size = ...
+            """)},
         # reads the checks, another student's work, the gradebook: the right step_size only if it could
         "reader": {"a1": HEADER + textwrap.dedent(f"""\
             import glob, os, pathlib
@@ -675,7 +686,7 @@ def hostile_submissions(ctx: SimpleNamespace) -> dict[str, dict[str, str]]:
 
 HOSTILE = {  # student: (points of 7, status)
     "honest": (7, "ok"), "silencer": (0, "ok"), "replier": (0, "ok"), "stripper": (0, "ok"),
-    "forger": (0, "ok"), "flooder": (0, "ok"), "reader": (5, "ok"), "vandal": (7, "ok"), "killer": (7, "ok"),
+    "forger": (0, "ok"), "flooder": (0, "ok"), "hoarder": (0, "ok"), "reader": (5, "ok"), "vandal": (7, "ok"), "killer": (7, "ok"),
     "bomber": (7, "ok"), "hijacker": (None, None),
 }
 
@@ -766,6 +777,8 @@ def test_forged_replies_values_and_stripped_asserts_score_nothing(hostile):
     assert "no value came back from your code" in feedback["replier"]
     assert "step_size should be α·|f′(w₀)|" in feedback["forger"]  # the judge rejected `true`
     assert "the check received an unexpected reply from the kernel" in feedback["flooder"]
+    hoarder = (hostile.options.feedback_dir / "hoarder.md").read_text()
+    assert hoarder.count("the value your code gave is too large to check") == len(CHECKS)
 
 
 def test_the_sandbox_hides_checks_submissions_and_reports(hostile, tmp_path):

@@ -112,6 +112,8 @@ def verdict(check, role: CellRole, run: CellRun, limits: Limits) -> tuple[bool, 
     if len(values) != 1 or len(run.payloads) != 1:
         return False, ("no value came back from your code" if not run.payloads
                        else "the check received an unexpected reply from the kernel")
+    if values[0].get("too_large"):
+        return False, "the value your code gave is too large to check"
     try:
         value = json.loads(values[0]["json"])
     except (ValueError, RecursionError):

@@ -31,7 +31,9 @@ from optbook.grade.merge import OUTPUT_LIMIT, TRUNCATION_MARK
 from optbook.grade.probe import MIME, VALUE_LIMIT
 
 TEXT_LIMIT = 2000  # characters of an error message kept
+VALUES_LIMIT = 2 * VALUE_LIMIT  # characters of probe values kept in all (the report stays small)
 REPORT: dict = {"cells": {}, "kernel_start": None}
+_VALUES_KEPT = [0]
 
 
 def pytest_addoption(parser) -> None:
@@ -100,8 +102,11 @@ def _cap(kernel, msg: dict) -> None:
     elif kind in ("display_data", "execute_result"):
         data = content.get("data") if isinstance(content.get("data"), dict) else {}
         probe = data.get(MIME)
-        if isinstance(probe, dict) and len(str(probe.get("json", ""))) > VALUE_LIMIT + 1000:
-            probe = {"nonce": str(probe.get("nonce", ""))[:100], "json": "", "too_large": True}
+        if isinstance(probe, dict):
+            size = len(str(probe.get("json", "")))
+            _VALUES_KEPT[0] += size
+            if size > VALUE_LIMIT + 1000 or _VALUES_KEPT[0] > VALUES_LIMIT:
+                probe = {"nonce": str(probe.get("nonce", ""))[:100], "json": "", "too_large": True}
         size = sum(len(str(v)) for k, v in data.items() if k != MIME)
         state["printed"] += size
         if state["printed"] > OUTPUT_LIMIT:

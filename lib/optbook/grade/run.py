@@ -103,7 +103,8 @@ class CellRun:
             value = record.get(key)
             return value if isinstance(value, str) else ""
 
-        payloads = [p for p in record.get("payloads", []) if isinstance(p, dict)
+        payloads = [{"nonce": p["nonce"], "json": p["json"], "too_large": p.get("too_large") is True}
+                    for p in record.get("payloads", []) if isinstance(p, dict)
                     and isinstance(p.get("nonce"), str) and isinstance(p.get("json"), str)]
         reply = record.get("reply_status")
         exit_code = record.get("kernel_exit")
