@@ -739,10 +739,8 @@ def test_the_generator_counts_the_points_of_the_checks_files():
 
 
 def test_notebooks_are_up_to_date_with_their_generator():
-    """The notebooks are written by tools/make_exercises.py: edit that, not the files.
-    (With the points of the checks files counted as above.)"""
+    """The notebooks are written by tools/make_exercises.py: edit that, not the files."""
     gen = load_generator()
-    gen.hidden_points = hidden_points
     for exercise, cells in gen.EXERCISES.items():
         for solution, folder in ((False, EXERCISE_DIR), (True, SOLUTION_DIR)):
             made = gen._notebook(exercise, cells(), solution=solution)
