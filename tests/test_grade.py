@@ -1018,7 +1018,8 @@ def test_a_killed_grader_resumes_where_it_stopped(tmp_path):
     for student in ("amy", "ben", "cat"):
         write_submission(subs / student / "T-demo.ipynb", {"a1": CORRECT_A1, "a2": CORRECT_A2})
     out = tmp_path / "gradebook.csv"
-    proc = cli(subs, out, "--jobs", "1", cwd=tmp_path)
+    (tmp_path / "tmp").mkdir()  # a killed grader leaves its private work folder behind, here
+    proc = cli(subs, out, "--jobs", "1", cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
     for line in proc.stderr:  # wait for the first graded pair, then kill the grader
         if line.startswith("[1/3]"):
             time.sleep(0.5)  # the next notebook's nbval, launcher, bwrap and kernel are starting
