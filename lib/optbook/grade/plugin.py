@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from queue import Empty
@@ -158,7 +159,8 @@ def _sandboxed_kernel_starter(config_path: str):
         reconnects.  So, once the kernel has made them and before any student code runs,
         this process opens each socket file itself (``O_PATH``) and connects, then and
         whenever it reconnects, through links of its own to those open files
-        (``/proc/<pid>/fd/<n>``), in its private run folder."""
+        (``/proc/<pid>/fd/<n>``), in a private folder with a short name (a socket's path
+        has at most 107 characters)."""
         import stat
 
         import zmq
@@ -187,8 +189,8 @@ def _sandboxed_kernel_starter(config_path: str):
                 km.shutdown_kernel(now=True)
                 raise RuntimeError(f"the sandboxed kernel did not start in {startup_timeout} s")
             time.sleep(0.02)
-        private = Path.cwd() / "sockets"
-        private.mkdir()
+        private = Path(tempfile.mkdtemp(prefix="optbook-sockets-", dir="/tmp"))
+        sandbox.note_link(Path.cwd(), str(private))
         for port in ports:
             fd = os.open(f"{ip}-{port}", os.O_PATH | os.O_NOFOLLOW)
             if not stat.S_ISSOCK(os.fstat(fd).st_mode):

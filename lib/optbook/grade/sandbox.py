@@ -55,10 +55,11 @@ from pathlib import Path
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`, Fedora: `dnf install "
                 "bubblewrap`), or pass --no-sandbox to grade without one (unsafe for untrusted submissions)")
 LINK_RE = re.compile(r"/tmp/optbook-kernel-[0-9a-f]{16}")
+PRIVATE_RE = re.compile(r"/tmp/optbook-sockets-\w{8}")  # the grader's links to a kernel's open socket files
 ETC_FILES = ("ld.so.cache", "localtime", "passwd", "group", "nsswitch.conf", "fonts")
 TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # /usr-merged links or folders
 PIDS_FILE = "sandbox-pids.jsonl"  # in the run folder: each sandbox's first process and PID namespace
-LINKS_FILE = "sandbox-links"  # in the run folder: the socket links made for its kernels
+LINKS_FILE = "sandbox-links"  # in the run folder: the socket links and folders made for its kernels
 
 
 class SandboxUnavailable(Exception):
@@ -319,7 +320,7 @@ def kill_sandbox(pid: int | None, namespace: int | None = None) -> None:
 
 
 def note_link(folder: Path, link: str) -> None:
-    """Record a socket link made for a kernel of the run in ``folder``."""
+    """Record a socket link (or a folder of them) made for a kernel of the run in ``folder``."""
     with open(folder / LINKS_FILE, "a", encoding="utf-8") as f:
         f.write(link + "\n")
 
@@ -348,6 +349,8 @@ def _remove(link: str) -> None:
     try:
         if LINK_RE.fullmatch(link) and os.path.islink(link):
             os.unlink(link)
+        elif PRIVATE_RE.fullmatch(link) and os.path.isdir(link) and not os.path.islink(link):
+            shutil.rmtree(link, ignore_errors=True)
     except OSError:
         pass
 
