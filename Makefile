@@ -5,6 +5,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+LABEXT := $(VENV)/share/jupyter/labextensions/optbook-chapter-pages
 BUILD_FLAGS := --all --warningiserror --nitpick --keep-going
 
 .PHONY: book test test-gpu setup vendor browser data compiler sandbox lab playground clean
@@ -23,15 +24,21 @@ test: setup browser data compiler sandbox
 test-gpu:
 	PYTHON=$(or $(PYTHON),$(BIN)/python) bash tools/gpu_check.sh
 
-setup: $(VENV)/.installed vendor
+setup: $(VENV)/.installed vendor $(LABEXT)
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	mkdir -p $(VENV)/share/jupyter/lab/settings
-	echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook"}}}' \
-	  > $(VENV)/share/jupyter/lab/settings/overrides.json
+	# (venvs made before: JupyterLab's default viewer for every .md was "Jupytext Notebook")
+	rm -f $(VENV)/share/jupyter/lab/settings/overrides.json
+	touch $@
+
+# JupyterLab opens the chapter pages as notebooks and every other .md file as Markdown:
+# labextension/optbook-chapter-pages (a file type matching the chapter pages' names).
+$(LABEXT): $(VENV)/.installed $(wildcard labextension/optbook-chapter-pages/*) \
+           $(wildcard labextension/optbook-chapter-pages/static/*)
+	rm -rf $@ && mkdir -p $(dir $@) && cp -r labextension/optbook-chapter-pages $@
 	touch $@
 
 # Browser assets the site serves itself (no CDN): require.js, the ipywidgets HTML
@@ -73,8 +80,9 @@ compiler:
 	@command -v cc >/dev/null || command -v gcc >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc; }
 
+# JupyterLab refuses to start as root without --allow-root (containers, Codespaces).
 lab: setup
-	$(BIN)/jupyter lab
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The Optimizer Playground (exercise E's reference app) on http://127.0.0.1:8501, offline.
 playground: setup
