@@ -28,10 +28,6 @@ from page_headers import notebook_pages, saved_by_jupyterlab, split_front_matter
 PAGES = notebook_pages()
 # Pages whose *body* jupytext writes differently (so a save in JupyterLab changes them):
 # fix the page (run jupytext's round trip on it), then take it off this list.
-BODY_CHANGES_ON_SAVE = {
-    "02-fraud-story-measured": "cell options as a '---' YAML block; jupytext writes ':tags:'",
-    "11-common-mistakes": "a code cell ending in a blank line; jupytext drops it",
-}
 
 
 def test_the_notebook_pages_are_found():
@@ -46,10 +42,7 @@ def test_header_is_as_jupyterlab_saves_it(page):
     assert header == saved, "run .venv/bin/python tools/page_headers.py"
 
 
-@pytest.mark.parametrize("page", [
-    pytest.param(p, id=p.stem, marks=pytest.mark.xfail(
-        strict=True, reason=BODY_CHANGES_ON_SAVE[p.stem])) if p.stem in BODY_CHANGES_ON_SAVE
-    else pytest.param(p, id=p.stem) for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
 def test_page_is_unchanged_by_a_save(page):
     assert saved_by_jupyterlab(page) == page.read_text()
 
