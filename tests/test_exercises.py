@@ -538,6 +538,19 @@ def test_solution_passes_in_process(exercise):
     assert not failing, {k: repr(v) for k, v in failing.items()}
 
 
+# Values that say nothing: a kernel can send any of them (all it takes is patching the
+# probes' sender), so no judge may accept one.
+TRIVIAL = [None, "", 0, [], [[]], [None], {}, {"shape": [10_000, 7], "rows": []},
+           {"types": [], "axes": [], "lines": [], "path": []}, [[], [], []]]
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_no_check_accepts_an_empty_or_trivial_value(exercise):
+    for check in checks_of_file(exercise):
+        for value in TRIVIAL:
+            assert judge_value(check, value)[0] is False, (check.id, value)
+
+
 def test_a_wrong_letter_fails_only_its_question():
     _, values = run_in_process("A-multiple-choice")
     key = {k: v for k, v in values.items() if re.fullmatch(r"A\d+", k)}

@@ -42,10 +42,9 @@ from optbook.grade import checks as checks_mod
 from optbook.grade import report, sandbox
 from optbook.grade.exercise import ExerciseError, load_exercise
 from optbook.grade.find import MalformedSubmission, read_answers
-from optbook.grade.judge import CheckResult, Result, judge
+from optbook.grade.judge import CheckResult, Result, judge, judge_value
 from optbook.grade.merge import merge
 from optbook.grade.pipeline import Options, cache_key, grade
-from optbook.grade.probe import MIME
 from optbook.grade.run import CellRun, Limits, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -425,7 +424,7 @@ def test_checks_files_are_read_strictly(tmp_path):
         "1 / 0\n": "T-demo.py:3: the checks file raised ZeroDivisionError: division by zero",
     }
     for body, message in bad.items():
-        path = checks_file(tmp_path, body)
+        checks_file(tmp_path, body)
         with pytest.raises(ExerciseError) as error:
             load_exercise(EXERCISES / "T-demo.ipynb", tmp_path)
         assert message in str(error.value), (body, str(error.value))
@@ -471,6 +470,13 @@ def test_a_verdict_needs_a_clean_cell_and_exactly_one_value_with_its_nonce():
     assert verdict(CellRun(**{**good.__dict__, "payloads": [{"nonce": nonce, "json": "2.0"}]})) == (
         False, "step_size should be α·|f′(w₀)| = α·|2·w₀| for the given W0 and ALPHA")
     assert verdict(CellRun())[1] == "not run"
+
+
+def test_no_check_of_the_fixture_accepts_an_empty_or_trivial_value():
+    """(0 is no such value here: it is where h-converges's 200 steps end, to 1e-6.)"""
+    for check in t_demo().checks:
+        for value in (None, "", [], [[]], {}, [None, None, None], True, "0.5"):
+            assert judge_value(check, value)[0] is False, (check.id, value)
 
 
 def test_a_judge_that_chokes_on_a_value_says_so_without_its_details(tmp_path):
@@ -577,30 +583,30 @@ def hostile_submissions(ctx: SimpleNamespace) -> dict[str, dict[str, str]]:
             step_size = ...
             """)},
         # the probes' sender replaced: a made-up value with the right nonce, for every check
-        "forger": {"a1": HEADER + textwrap.dedent(f"""\
+        "forger": {"a1": HEADER + textwrap.dedent("""\
             import optbook.grade.probe as p
             from IPython.display import display
             def send(nonce, probe):
-                display({{p.MIME: {{"nonce": nonce, "json": "true"}}}}, raw=True)
+                display({p.MIME: {"nonce": nonce, "json": "true"}}, raw=True)
             p.send = send
             step_size = ...
             """)},
         # ... and a flood of values, for whatever nonce
-        "flooder": {"a1": HEADER + textwrap.dedent(f"""\
+        "flooder": {"a1": HEADER + textwrap.dedent("""\
             import optbook.grade.probe as p
             from IPython.display import display
             def send(nonce, probe):
                 for value in ("0.5", "1.0", "[4.0, -1.6, 0.0]", "1e-9", "true"):
-                    display({{p.MIME: {{"nonce": nonce, "json": value}}}}, raw=True)
+                    display({p.MIME: {"nonce": nonce, "json": value}}, raw=True)
             p.send = send
             step_size = ...
             """)},
         # ... and values far too large, to swamp the grader's memory
-        "hoarder": {"a1": HEADER + textwrap.dedent(f"""\
+        "hoarder": {"a1": HEADER + textwrap.dedent("""\
             import optbook.grade.probe as p
             from IPython.display import display
             def send(nonce, probe):
-                display({{p.MIME: {{"nonce": nonce, "json": "[" + "0," * 17_000_000 + "0]"}}}}, raw=True)
+                display({p.MIME: {"nonce": nonce, "json": "[" + "0," * 17_000_000 + "0]"}}, raw=True)
             p.send = send
             step_size = ...
             """)},

@@ -48,7 +48,7 @@ def _report(name: str, roles, cells: dict[int, CellRun], limits: Limits) -> tupl
     lines = [f"Checking {name}: visible tests only (the graded checks run when your work is graded)"]
     notes: list[str] = []
     passed = total = 0
-    for index, (role, where) in enumerate(zip(roles, cell_labels(roles))):
+    for index, (role, where) in enumerate(zip(roles, cell_labels(roles), strict=True)):
         run = cells.get(index, CellRun())
         if role.kind == "test":
             total += 1

@@ -92,9 +92,9 @@ def _(values):
 """)
 def _(runs):
     complete = isinstance(runs, list) and len(runs) == len(B2_CASES)
-    got = [floats(run, 25) for run in runs] if complete else [None]
+    got = [floats(run, 25) for run in runs] if complete else [None] * len(B2_CASES)
     assert all(g is not None and np.allclose(g, want, rtol=1e-9, atol=1e-12)
-               for g, (_, _, want) in zip(got, B2_CASES)), (
+               for g, (_, _, want) in zip(got, B2_CASES, strict=True)), (
         "B2: momentum_average is wrong for a general sequence of gradients (tried "
         "β = 0.5, 0.9 and 0.99). Use the beta passed in, start from m_0 = 0, and return "
         "m_1, ..., m_T in order.")

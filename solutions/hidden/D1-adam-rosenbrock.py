@@ -53,9 +53,11 @@ rows = [r for r in {rows!r} if a.ndim == 2 and r < len(a)]
 def rows_of(sent, rows: list[int]) -> np.ndarray:
     """The rows sent, after checking that log had them all, with 7 columns."""
     shape = sent.get("shape") if isinstance(sent, dict) else None
-    assert isinstance(shape, list) and len(shape) == 2 and shape[0] > max(rows) and shape[1] == 7, (
+    got = np.array(sent.get("rows") if isinstance(sent, dict) else [], dtype=float)
+    assert (isinstance(shape, list) and len(shape) == 2 and shape[0] > max(rows) and shape[1] == 7
+            and got.shape == (len(rows), 7)), (
         "D1: log must be an array with one row per iteration and 7 columns.")
-    return np.array(sent["rows"], dtype=float)
+    return got
 
 
 @checks.add("D1-class-steps", points=2, probe="""
@@ -70,7 +72,7 @@ for t in range(1, 13):
 steps
 """)
 def _(steps):
-    for (theta, m_hat, v_hat), (w, mh, vh) in zip(steps, CLASS_STEPS):
+    for (theta, m_hat, v_hat), (w, mh, vh) in zip(steps, CLASS_STEPS, strict=True):
         assert np.shape(theta) == (3,) and np.allclose(theta, w, rtol=1e-9, atol=1e-12), (
             "D1: Adam(lr=0.05, beta1=0.8, beta2=0.99, epsilon=1e-6).step(theta, g) gives a "
             "wrong point on a three-parameter problem (checked over 12 steps). Does your "
@@ -99,7 +101,7 @@ def _(sent):
 def _(sent):
     first = rows_of(sent, [0])[0]
     names = ("x", "y", "f", "m_hat_x", "m_hat_y", "v_hat_x", "v_hat_y")
-    wrong = [name for name, a, b in zip(names, first, LOG[0])
+    wrong = [name for name, a, b in zip(names, first, LOG[0], strict=True)
              if not np.isclose(a, b, rtol=1e-9, atol=1e-12)]
     assert not wrong, ("The first row of log is wrong in the columns " + ", ".join(wrong)
                        + ". It should hold the state after the first update.")

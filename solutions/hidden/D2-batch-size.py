@@ -80,6 +80,8 @@ for B, record in results.items():
 measured
 """)
 def _(measured):
+    assert sorted(batch for batch, *_ in measured) == sorted(BATCH_SIZES), (
+        f"D2: results must have one entry per batch size {BATCH_SIZES}.")
     for batch, reported, accuracy in measured:
         assert abs(reported - accuracy) < 1e-4, (
             f"D2: results[{batch}]['accuracy'] = {reported:.4f}, but its network "

@@ -53,7 +53,7 @@ import numpy as np
 
 def first_wrong_run(cases, paths):
     """How the first case whose path misses the reference was called; None if none."""
-    for ((name, surface, hp, start, steps), want), got in zip(cases, paths):
+    for ((name, surface, hp, start, steps), want), got in zip(cases, paths, strict=True):
         got = np.array(got, dtype=float)
         if not (got.shape == want.shape and np.allclose(got, want, rtol=0, atol=1e-8)):
             return f"run({name!r}, {surface!r}, {hp}, {start}, {steps})"
@@ -94,7 +94,7 @@ for name, surface, bad in {BAD_NAMES!r}:
 raised
 """)
 def _(raised):
-    for (_, _, bad), outcome in zip(BAD_NAMES, raised):
+    for (_, _, bad), outcome in zip(BAD_NAMES, raised, strict=True):
         assert outcome is not None and "builtins.ValueError" in outcome[0], (
             f"E: run with the unknown name {bad!r} must raise ValueError.")
         assert bad in outcome[1], (
@@ -112,7 +112,7 @@ import numpy as np
 [np.asarray(losses(name, np.array({LOSS_POINTS!r})), dtype=float).tolist() for name in {list(LOSSES)!r}]
 """)
 def _(got):
-    for name, values in zip(LOSSES, got):
+    for name, values in zip(LOSSES, got, strict=True):
         values = np.array(values, dtype=float)
         assert values.shape == (4,) and np.allclose(values, LOSSES[name], rtol=1e-10, atol=1e-12), (
             f"E: losses({name!r}, path) must give the loss of that surface at every row "

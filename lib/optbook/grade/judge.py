@@ -84,7 +84,7 @@ def judge(student: str, exercise: Exercise, roles: list[CellRole], cells: dict[i
     checks_by_id = {c.id: c for c in exercise.checks}
     results: dict[str, CheckResult] = {}
     notes, status = list(notes), "ok"
-    for index, (role, where) in enumerate(zip(roles, cell_labels(roles))):
+    for index, (role, where) in enumerate(zip(roles, cell_labels(roles), strict=True)):
         run = cells.get(index, CellRun())
         if role.kind == "probe" and role.id in checks_by_id:
             check = checks_by_id[role.id]
