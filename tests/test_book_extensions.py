@@ -60,3 +60,43 @@ def test_a_frame_whose_bytes_are_not_its_format_is_refused(tmp_path):
     page.write_text(page_with({"a": image_model(b"GIF89a...", "png")}))
     with pytest.raises(ValueError, match="not one"):
         slider_frames.externalize_page(page, tmp_path)
+
+
+import notebook_downloads  # noqa: E402
+
+
+def test_the_readers_zip_holds_the_repository_without_the_instructors_material(tmp_path):
+    target = tmp_path / "chapter.zip"
+    count = notebook_downloads.write_chapter_zip(ROOT, target)
+    import zipfile
+
+    names = zipfile.ZipFile(target).namelist()
+    assert len(names) == count
+    prefix = notebook_downloads.ZIP_NAME + "/"
+    assert all(n.startswith(prefix) for n in names)
+    names = {n[len(prefix):] for n in names}
+    for needed in ("Makefile", "requirements.txt", "README.md", "_toc.yml",
+                   "chapters/00-opening.md", "lib/optbook/__init__.py"):
+        assert needed in names
+    assert not [n for n in names if n.startswith(notebook_downloads.NOT_FOR_READERS)]
+    assert not [n for n in names if n.startswith((".venv/", "_build/", "node_modules/"))]
+
+
+def test_the_readers_zip_outside_a_git_checkout(tmp_path):
+    root = tmp_path / "book"
+    for name in ("Makefile", "chapters/a.md", "solutions/hidden/A.py", ".venv/x", "_build/y"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x")
+    files = notebook_downloads.repository_files(root)
+    assert files == ["Makefile", "chapters/a.md"]
+
+
+def test_every_download_menu_offers_the_chapter_and_how_to_run_it():
+    menu = {"label": "download-buttons", "buttons": [{"label": "ipynb"}, {"label": "md"}]}
+    context = {"header_buttons": [{"label": "fullscreen"}, menu],
+               "pathto": lambda name, resource=0: f"../{name}" if resource else f"../{name}.html"}
+    notebook_downloads._offer_chapter(None, "chapters/p", "page.html", context, None)
+    labels = [b["label"] for b in menu["buttons"]]
+    assert labels == ["ipynb", "download-chapter-button", "run-yourself-button", "md"]
+    assert menu["buttons"][1]["url"] == "../_downloads/chapter-8-optimization.zip"
+    assert menu["buttons"][2]["url"] == "../chapters/00-opening.html#run-it-yourself"

@@ -208,6 +208,11 @@ def test_each_page_offers_its_executed_notebook_and_its_source(site, path):
     html = (HTML / path).read_text(encoding="utf-8")
     stem = Path(path).stem
     assert f'href="../_sources/chapters/{stem}.md"' in html
+    # ... and the whole chapter, with the way to run it (the opening's section)
+    assert 'href="../_downloads/chapter-8-optimization.zip"' in html
+    assert (HTML / "_downloads" / "chapter-8-optimization.zip").is_file()
+    assert 'href="00-opening.html#run-it-yourself"' in html
+    assert 'id="run-it-yourself"' in (HTML / "chapters" / "00-opening.html").read_text()
     if f"chapters/{stem}.ipynb" not in html:
         text = (ROOT / "chapters" / f"{stem}.md").read_text(encoding="utf-8")
         assert "```{code-cell}" not in text, f"{path} runs code but offers no notebook"
