@@ -111,7 +111,7 @@ def test_chapter_map_lists_every_page_in_reading_order():
     toc = re.findall(r"file:\s*(chapters/\S+)", (ROOT / "_toc.yml").read_text())
     text = OPENING.read_text()
     table = text[text.index("### Chapter map"):text.index("## Check yourself")]
-    listed = re.findall(r"^\| \{doc\}`([^`]+)`", table, re.M)
+    listed = re.findall(r"^\| \{doc\}`[^`<]*<([^`>]+)>`", table, re.M)
     assert ["chapters/" + name for name in listed] == toc
 
 
@@ -172,9 +172,30 @@ def test_code_lines_fit_88_characters(page):
     assert not long, long
 
 
+DOC = re.compile(r"\{doc\}`([^`<]*)<([^`>]+)>`")
+
+
+def h1(page):
+    return next(line[2:].strip() for line in page.read_text().splitlines()
+                if line.startswith("# "))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_cross_references_carry_the_titles_of_their_pages(page):
+    """JupyterLab cannot look a page's title up, so every {doc} writes it out; it must
+    be the title the site shows (the page's heading)."""
+    text = CELL.sub("", page.read_text())
+    assert not re.search(r"\{doc\}`[^`<]*`", text), "a {doc} without its title"
+    refs = DOC.findall(text)
+    assert refs
+    for title, target in refs:
+        assert title.strip() == h1(ROOT / "chapters" / f"{target}.md"), target
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_no_old_section_numbers(page):
-    prose = CELL.sub("", page.read_text())
+    # the pages' titles in cross-references are checked above
+    prose = DOC.sub("", CELL.sub("", page.read_text()))
     numbers = set(re.findall(r"(?<![\d.])8\.(\d+)\b", prose))
     allowed = {"1"} if page == VARIANTS else {"2"} if page == FRAUD else set()
     assert numbers <= allowed, numbers
