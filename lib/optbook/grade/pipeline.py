@@ -52,6 +52,9 @@ class Options:
     sandbox: bool = True  # False: --no-sandbox, written in every row
     data: list[Path] = field(default_factory=list)  # read-only folders the kernel may read
     quiet: bool = False
+    gradescope: Path | None = None  # also DIR/<student>/results.json (optbook.grade.gradescope)
+    gradescope_visibility: str = "after_due_date"  # of the hidden checks on Gradescope
+    canvas: Path | None = None  # Canvas's gradebook export: also <out stem>-canvas.csv
 
     def __post_init__(self):
         self.feedback_dir = self.feedback_dir or self.out.with_name(f"{self.out.stem}-feedback")
@@ -71,6 +74,7 @@ class GradeRun:
     prose: list[tuple[str, str, str, str]]  # student, exercise, answer id, text
     sandbox_start: float | None = None  # seconds bubblewrap adds to starting a process
     kernel_starts: list[float] = field(default_factory=list)  # seconds to each kernel's first reply
+    canvas: object | None = None  # optbook.grade.canvas.CanvasUpload, with --canvas
 
 
 @dataclass
@@ -118,7 +122,19 @@ def grade(options: Options) -> GradeRun:
     results += ran
     results.sort(key=lambda r: (r.student, r.exercise, r.reason))
     write_reports(results, prose, students, options.out, options.feedback_dir, options.prose)
-    return GradeRun(results, len(jobs), cached, prose, start_cost, kernel_starts)
+    run = GradeRun(results, len(jobs), cached, prose, start_cost, kernel_starts)
+    write_lms(run, options)
+    return run
+
+
+def write_lms(run: GradeRun, options: Options) -> None:
+    """The grades for Gradescope and Canvas, when asked for."""
+    from optbook.grade import canvas, gradescope
+
+    if options.gradescope:
+        gradescope.write_results(run.results, options.gradescope, options.gradescope_visibility)
+    if options.canvas:
+        run.canvas = canvas.write_canvas(run.results, options.canvas, options.out)
 
 
 def prepare_sandbox(options: Options, workspace: Path) -> tuple[Path | None, float | None]:
@@ -130,7 +146,7 @@ def prepare_sandbox(options: Options, workspace: Path) -> tuple[Path | None, flo
     if os.environ.get("OPTBOOK_MNIST_DIR"):
         data.append(Path(os.environ["OPTBOOK_MNIST_DIR"]))
     protected = [options.hidden, options.submissions, options.out, options.feedback_dir, options.cache_dir,
-                 options.prose, workspace]
+                 options.prose, workspace] + [p for p in (options.gradescope, options.canvas) if p]
     try:
         config = sandbox.plan(data=data, protected=protected, env=kernel_env(grading=True),
                               scratch_mb=options.limits.scratch_mb, rlimits=options.limits.rlimits())
