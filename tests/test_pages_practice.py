@@ -194,7 +194,8 @@ def test_the_mistakes_page_says_within_noise_behind_a_guard():
 # 8.14: every citation resolves on the references page
 # --------------------------------------------------------------------------------------
 
-CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+# a cited key in either form: {cite}`a,b` or, as JupyterLab can show it, [[...]](#a,b)
+CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`|\[\[[^\[\]]*\]\]\(#([^()\s#]+)\)")
 
 
 def _cited_keys() -> set[str]:
@@ -202,8 +203,8 @@ def _cited_keys() -> set[str]:
     for path in list((ROOT / "chapters").glob("*.md")) + list((ROOT / "solutions").glob("*")):
         if path.suffix not in (".md", ".ipynb"):
             continue
-        for group in CITE.findall(path.read_text()):
-            keys.update(k.strip() for k in group.split(","))
+        for role, link in CITE.findall(path.read_text()):
+            keys.update(k.strip() for k in (role or link).split(","))
     return keys
 
 

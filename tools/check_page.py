@@ -29,10 +29,11 @@ from site_helpers import (CHROMIUM_ARGS, SiteServer, chromium_path, move_every_s
 
 LABEL = re.compile(r"^\(([^)]+)\)=\s*$")
 HEADING = re.compile(r"^#{1,6} ")
+BIBLIOGRAPHY = re.compile(r"^```\{bibliography\}\n.*?^```$", re.M | re.S)
 
 
 def stub(text: str) -> str:
-    """Title, labels (each with the heading after it) and any bibliography of a page."""
+    """Title, labels (each with the heading after it) and the bibliographies of a page."""
     lines = text.splitlines()
     body = [line for line in lines if line.startswith("# ")][:1]
     for i, line in enumerate(lines):
@@ -41,8 +42,9 @@ def stub(text: str) -> str:
             # every kept heading becomes a level-2 one, so the stub's levels never jump
             heading = "## " + nxt.lstrip("#").strip() if HEADING.match(nxt) else ""
             body += ["", line, heading or "## (label target)"]
-    if "{bibliography}" in text:
-        body += ["", "```{bibliography}", "```"]
+    # the bibliographies as they are: their lists name the entries that citations
+    # written as links, [[...]](#key), resolve to (docs/jupyterlab-pages.md, Citations)
+    body += ["\n" + block for block in BIBLIOGRAPHY.findall(text)]
     return "\n".join(body) + "\n"
 
 

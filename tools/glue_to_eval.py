@@ -1,6 +1,7 @@
 """Convert a chapter page's glued numbers to {eval} expressions, so JupyterLab shows them.
 
     .venv/bin/python tools/glue_to_eval.py chapters/10-pytorch-in-practice.md [--dry-run]
+    .venv/bin/python tools/glue_to_eval.py --citations chapters/NN-page.md [--dry-run]
 
 Why: myst-nb's ``{glue:text}`` needs the book build (it reads the executed notebook), so
 in JupyterLab the prose shows the reference itself. ``{eval}`` is understood by both:
@@ -25,6 +26,19 @@ What the script does to the page (docs/jupyterlab-pages.md has the whole recipe)
 * ``glue`` is taken out of the page's imports once no call is left.
 * The front matter gets ``mystnb: execution_mode: inline`` (myst-nb evaluates {eval}
   only in that mode); run tools/page_headers.py afterwards (it checks the header form).
+
+With ``--citations`` it rewrites the page's citations instead, and nothing else (see
+"Citations" in docs/jupyterlab-pages.md): ``{cite}`kingma2015adam``` becomes the link
+``[[Kingma and Ba, 2015]](#kingma2015adam)``. On the site myst-parser hands ``#key`` to
+sphinxcontrib-bibtex, which puts its own linked "[Kingma and Ba, 2015]" (the same text,
+with the full reference on hover) in place of the link; jupyterlab-myst has no
+bibliography and shows the link's text. The text is made here by sphinxcontrib-bibtex's
+author-year style from references.bib, entries in the order the site lists them, and an
+existing link whose text no longer matches is rewritten. It refuses keys that are not in
+references.bib or on no bibliography list of 8.14 (the site could not resolve them) and
+cite roles other than ``{cite}``/``{cite:p}``. Text-only pages (no jupytext header, like
+15-exercises.md) are converted too; the glue conversion says they have no header and
+skips them.
 
 It refuses (exit 1, page unchanged) when a prose reference comes before the cell that
 computes it (inline execution evaluates the prose in order), when a glue call's name is
@@ -52,6 +66,12 @@ OTHER_GLUE = re.compile(r"\{glue:(?!text\})[a-z]+\}|```\{glue")
 XREF = re.compile(r"\{(?P<role>doc|ref)\}`(?P<target>[^`<>]+)`")
 LABEL = re.compile(r"^\(([^)]+)\)=\s*$")
 MARKUP = re.compile(r"[`$*_\\]")
+CITE = re.compile(r"\{cite(?::p)?\}`(?P<keys>[^`]+)`")
+OTHER_CITE = re.compile(r"\{cite:(?!p\})[a-z]+\}")
+# a citation written as a link: [[Kingma and Ba, 2015]](#kingma2015adam)
+CITE_LINK = re.compile(r"\[(?P<text>\[[^\[\]]*\])\]\(#(?P<keys>[^()\s#]+)\)")
+BIB_FILTER = re.compile(r":filter: key in \{([^}]*)\}")
+HEADER = "---\njupytext:"
 
 
 @dataclass
@@ -156,9 +176,96 @@ def wrap(statement: str) -> str:
     return f"{indent}{var} = format(\n{indent}    {value}, {fmt})"
 
 
+def bibliography_lists() -> list[list[str]]:
+    """The keys of each bibliography on the references page (8.14), in page order."""
+    text = (CHAPTERS / "14-summary-and-references.md").read_text()
+    return [re.findall(r'"([^"]+)"', block) for block in BIB_FILTER.findall(text)]
+
+
+def citation_text(keys: list[str]) -> str:
+    """What the site shows for ``{cite}`keys```, as Markdown: "[Wang *et al.*, 2017]".
+
+    Made by sphinxcontrib-bibtex's own author-year style (``bibtex_reference_style`` in
+    _config.yml) from references.bib, with the entries in the order the site gives them:
+    the order of the bibliography lists on 8.14, sorted within a list as the "plain"
+    style sorts them (``bibtex_default_style``). Raises KeyError naming a key that is
+    not in references.bib or on no list.
+    """
+    import pybtex.plugin
+    import pybtex_docutils
+    from docutils import nodes
+    from pybtex.database import parse_file
+    from sphinxcontrib.bibtex.plugin import find_plugin
+    from sphinxcontrib.bibtex.style.referencing import format_references
+    from sphinxcontrib.bibtex.style.template import SphinxReferenceInfo
+
+    entries = parse_file(str(ROOT / "references.bib")).entries
+    lists = bibliography_lists()
+    for key in keys:
+        if key not in entries:
+            raise KeyError(f"{key!r} is not in references.bib")
+        if not any(key in keys_ for keys_ in lists):
+            raise KeyError(f"{key!r} is on no bibliography list of 14-summary-and-references.md")
+    plain = pybtex.plugin.find_plugin("pybtex.style.formatting", "plain")()
+    ordered = [entry for keys_ in lists
+               for entry in plain.sort([entries[k] for k in keys_ if k in keys])]
+
+    class Builder:              # what the reference nodes ask of Sphinx's builder
+        name = "html"
+
+        def get_relative_uri(self, from_doc: str, to_doc: str) -> str:
+            return to_doc
+
+    info = SphinxReferenceInfo(Builder(), "page", "references", "id", None, "", "")
+    references = [(entry, formatted, info)
+                  for entry, formatted in zip(ordered, plain.format_entries(ordered))]
+    style = find_plugin("sphinxcontrib.bibtex.style.referencing", "author_year")()
+    rendered = format_references(style, "p", references).render(pybtex_docutils.Backend())
+
+    def markdown(node) -> str:
+        if isinstance(node, nodes.Text):
+            return str(node)
+        inner = "".join(markdown(child) for child in node.children)
+        return f"*{inner}*" if isinstance(node, nodes.emphasis) else inner
+
+    return "".join(markdown(node) for node in rendered)
+
+
+def convert_citations(text: str) -> tuple[str, list[str]]:
+    """(new text, problems): ``{cite}`keys``` -> ``[[Author, year]](#keys)``, outside code.
+
+    Links already written this way get their text made again (so a changed entry shows).
+    """
+    problems = []
+    lines = text.split("\n")
+    cells = code_cells(lines) if text.startswith(HEADER) else []
+
+    def link(i: int, keys: str) -> str:
+        try:
+            label = citation_text([k.strip() for k in keys.split(",")])
+        except KeyError as exc:
+            problems.append(f"line {i + 1}: {exc.args[0]}")
+            return ""
+        return f"[{label}](#{','.join(k.strip() for k in keys.split(','))})"
+
+    for i, line in enumerate(lines):
+        if in_code(cells, i):
+            continue
+        if OTHER_CITE.search(line):
+            problems.append(f"line {i + 1}: a cite role other than {{cite}} / {{cite:p}}: by hand")
+        line = CITE_LINK.sub(lambda m: link(i, m["keys"]) or m[0], line)
+        lines[i] = CITE.sub(lambda m: link(i, m["keys"]) or m[0], line)
+    if problems:
+        return text, problems
+    return "\n".join(lines), problems
+
+
 def convert(text: str, page_name: str = "page") -> tuple[str, list[str], list[str]]:
     """(new text, problems that stop the conversion, notes for a person)."""
     problems, notes = [], []
+    if not text.startswith(HEADER):
+        return text, [f"{page_name} has no jupytext header (a text-only page, not a "
+                      "notebook): nothing to convert"], notes
     lines = text.split("\n")
     cells = code_cells(lines)
 
@@ -323,10 +430,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="+", type=Path)
     parser.add_argument("--dry-run", action="store_true", help="report only; change nothing")
+    parser.add_argument("--citations", action="store_true",
+                        help="rewrite the citations as links (and nothing else)")
     args = parser.parse_args()
     failed = False
     for page in args.pages:
-        new, problems, notes = convert(page.read_text(), page.name)
+        if args.citations:
+            new, problems = convert_citations(page.read_text())
+            notes = []
+        elif not page.read_text().startswith(HEADER):
+            print(f"{page}: no jupytext header (a text-only page, not a notebook): skipped")
+            continue
+        else:
+            new, problems, notes = convert(page.read_text(), page.name)
         for line in problems:
             print(f"{page}: CANNOT CONVERT: {line}")
         for line in notes:
