@@ -43,6 +43,17 @@ NOTATION: tuple[Symbol, ...] = (
     Symbol(r"$G_t$", "G", "AdaGrad's running sum of squared gradients"),
     Symbol(r"$\hat m_t,\ \hat v_t$", "m_hat, v_hat", "bias-corrected moments "
            "$m_t/(1-\\beta_1^t)$ and $v_t/(1-\\beta_2^t)$"),
+    # 8.11 Beyond Adam (optbook.beyond_adam)
+    Symbol(r"$\mu_t$", "mu", "NAdam's momentum at step t, rising from about "
+           "$\\beta_1/2$ toward $\\beta_1$"),
+    Symbol(r"$\rho_t,\ r_t$", "rho_t, r_t", "RAdam: how many squared gradients $v_t$ "
+           "effectively averages, and the rectification factor of its step"),
+    Symbol(r"$R_t,\ C_t$", "v_row, v_col", "Adafactor's factored second moment: one "
+           "average per row and one per column of a matrix"),
+    Symbol(r"$O_t$", "O", "Muon's orthogonalised update, Newton–Schulz applied to the "
+           "momentum"),
+    Symbol(r"$x_t,\ y_t,\ z_t$", "x, y, z", "Schedule-Free: the averaged weights to "
+           "evaluate, the point where the gradient is taken, the gradient-step sequence"),
 )
 
 
