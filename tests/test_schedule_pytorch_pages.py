@@ -56,7 +56,7 @@ def test_regression_follows_its_formula_and_seed():
 
 
 def test_regression_variance_is_what_the_page_says():
-    """The page says predicting the mean scores about 0.75 (it glues the measured value)."""
+    """The page says predicting the mean scores about 0.75 (it computes the measured value)."""
     for seed in range(3):
         _, y = nonlinear_regression(seed=seed)
         assert 0.6 < y.var().item() < 0.9
