@@ -15,6 +15,11 @@ One module per stage of the pipeline (:mod:`~optbook.grade.pipeline` runs them i
 ``judge``                 every check's verdict, reached in the grader; status, messages
 ``report``                gradebook, feedback, prose answers, cache (atomic writes)
 ``pipeline``              the whole run; ``cli``: the command line
+``gradescope``            Gradescope's results.json and autograder zip (``--gradescope``)
+``canvas``                the Canvas gradebook to import (``--canvas``)
+``master``, ``assign``    an exercise's master (``solutions/masters/<id>.md``) and the
+                          builder, ``python -m optbook.grade.assign``: the released
+                          notebook, the reference solution and the checks file
 ========================  =============================================================
 
 The guarantees (what student code cannot do, and how each is tested) are in the README's
