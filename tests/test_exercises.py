@@ -713,6 +713,11 @@ D1_MUTATIONS = [
                    ("self.v / (1 - self.beta2 ** self.t)", "self.v")]},
      {"D1-class-steps", "D1-first-row", "D1-iteration-10", "D1-iteration-100",
       "D1-iteration-1000", "D1-final"}),
+    ("t counted from 0 (NaN)",
+     {"D1-class": [("        self.t += 1\n", ""),
+                   ("return theta - self.lr", "self.t += 1\n        return theta - self.lr")]},
+     {"D1-class-form", "D1-class-steps", "D1-first-row", "D1-iteration-10", "D1-iteration-100",
+      "D1-iteration-1000", "D1-final", "D1-figure-path"}),
     ("hyperparameters ignored",
      {"D1-class": [("self.lr, self.beta1, self.beta2, self.epsilon = lr, beta1, beta2, epsilon",
                     "self.lr, self.beta1, self.beta2, self.epsilon = lr, 0.9, 0.999, 1e-8")]},
@@ -790,7 +795,7 @@ D2_MUTATIONS = [
     ("accuracy in percent",
      {"D2-train": [('"accuracy": test_accuracy(model, X_test, y_test)',
                     '"accuracy": 100 * test_accuracy(model, X_test, y_test)')]},
-     {"D2-results-form", "D2-accuracy"}),
+     {"D2-results-form", "D2-accuracy", "D2-train-form"}),
     ("one update per epoch",
      {"D2-train": [("            optimizer.step()\n", ""),
                    ("        if device.type == \"cuda\":", "        optimizer.step()\n"
@@ -815,6 +820,43 @@ def test_code_mistakes_fail_their_own_checks(exercise, description, edits, expec
     (and an equally correct variant fails none)."""
     failing, _ = run_in_process(exercise, edits)
     assert set(failing) == expected, {k: str(v)[:80] for k, v in failing.items()}
+
+
+def mutation(exercise: str, description: str) -> dict:
+    """The edits of a mutation listed above, by its description."""
+    table = B_MUTATIONS if exercise == "B-short-answers" else [m[1:] for m in CODE_MUTATIONS
+                                                                if m[0] == exercise]
+    return next(m[1] for m in table if m[0] == description)
+
+
+# (exercise, mistake, {check id: words its message must contain})
+LIKELY_CAUSES = [
+    ("D1-adam-rosenbrock", "no bias correction",
+     {"D1-class-steps": "without bias correction", "D1-first-row": "divided by 1 - beta1**t",
+      "D1-iteration-10": "without bias correction", "D1-iteration-1000": "without bias correction"}),
+    ("D1-adam-rosenbrock", "t counted from 0 (NaN)",
+     {"D1-class-form": "t counts from 1", "D1-class-steps": "t counts from 1",
+      "D1-first-row": "t counts from 1", "D1-iteration-10": "t counts from 1",
+      "D1-final": "t counts from 1"}),
+    ("D1-adam-rosenbrock", "moments logged before correction",
+     {"D1-first-row": "log opt.m_hat", "D1-iteration-10": "not m and v"}),
+    ("B-short-answers", "Adam without bias correction",
+     {"B3-worked-example": "without bias correction", "B3-first-step": "without bias correction"}),
+]
+
+
+@pytest.mark.parametrize("exercise, description, causes", LIKELY_CAUSES,
+                         ids=[f"{c[0].split('-')[0]}: {c[1]}" for c in LIKELY_CAUSES])
+def test_failures_name_the_likely_cause(exercise, description, causes):
+    """The common mistakes get a message that names them, in the visible checks and in
+    the graded ones (issue 16: no bias correction, NaN because t starts at 0), and the
+    hint does not say a different mistake was made (no off-by-one hint for a missing
+    bias correction)."""
+    failing, _ = run_in_process(exercise, mutation(exercise, description))
+    for check_id, words in causes.items():
+        assert check_id in failing and words in str(failing[check_id]), (check_id, str(failing.get(check_id)))
+    if description.startswith("no bias") or "without bias" in description:
+        assert not any("count t from 1" in str(e) for e in failing.values())
 
 
 # ------------------------------------------------------------ the book's voice and facts

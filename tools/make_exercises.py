@@ -13,7 +13,10 @@ For every exercise this writes
 
 ``--keep-outputs`` rewrites the text of the named exercises but keeps the stored
 solution's outputs instead of executing it; it refuses if any code cell changed other
-than in its comments and layout (its syntax tree is compared). Use it
+than in its comments and layout (its syntax tree is compared). Self-checks appended
+after the stored cells are allowed: the solution is then run in the grader's short
+setting (``OPTBOOK_GRADING=1``), the new checks must pass there, and they are stored
+with what they printed there (a check prints nothing). Use it
 for D2, whose full experiment runs for a long time and whose outputs depend on the
 machine.
 
@@ -25,6 +28,7 @@ here. The cell format (``metadata.optbook``) is the one described in
 from __future__ import annotations
 
 import ast
+import copy
 import re
 import sys
 import tempfile
@@ -103,7 +107,10 @@ def how_to(points_line: str) -> Cell:
   notebook is graded, and the feedback explains any that fail. On an unmodified
   notebook every check fails.
 * Before submitting, run the whole notebook from the top (*Restart kernel and run
-  all cells*) and make sure that no answer cell raises an error.
+  all cells*) and make sure that no answer cell raises an error. Then check it as the
+  grader will, from a terminal: `python -m optbook.check <this notebook>` takes only
+  your answer cells, puts them into the notebook as it was handed out, runs it and
+  reports every self-check, and which of your cells are not collected.
 """)
 
 
@@ -492,12 +499,29 @@ _out = momentum_average([0.0, 0.0, 0.0, 0.0], 0.9)
 assert len(_out) == 4, "momentum_average must return one value for each gradient."
 assert all(abs(float(_x)) < 1e-15 for _x in _out), "Zero gradients must give m_t = 0."
 """),
+        check("B3-form", 0, """
+# Form check (0 points): adam_update returns three numbers, (w, m, v).
+import numbers
+_out = adam_update(1.0, 0.5, 0.0, 0.0, 1, 0.01, 0.9, 0.999, 1e-8)
+assert isinstance(_out, (tuple, list)) and len(_out) == 3, (
+    "adam_update must return the tuple (w, m, v): three values.")
+assert all(isinstance(_x, numbers.Real) and not isinstance(_x, bool) for _x in _out), (
+    "adam_update must return three numbers (w, m, v), not arrays or other values.")
+"""),
         check("B3-worked-example", 1, """
 # The worked example of section 8.8: f(w) = w^2, w = 5, alpha = 0.1, so the first
 # gradient is g = 10. The first Adam step moves w to 4.9 (to about 1e-6).
+import math
 _w, _m, _v = adam_update(5.0, 10.0, 0.0, 0.0, 1, 0.1, 0.9, 0.999, 1e-8)
-assert abs(float(_w) - 4.9) < 1e-6, (
-    f"After one step w should be about 4.9, not {float(_w)!r}.")
+_w = float(_w)
+assert math.isfinite(_w), (
+    f"After one step w is {_w!r}. Is t used as it is passed in (t = 1 here)? "
+    "With t = 0 the bias correction 1 - beta**0 = 0 divides by zero.")
+_uncorrected = 5.0 - 0.1 * 1.0 / (math.sqrt(0.1) + 1e-8)  # no bias correction
+assert abs(_w - 4.9) < 1e-6, (
+    f"After one step w should be about 4.9, not {_w!r}."
+    + (" That is the step without bias correction: are m and v divided by"
+       " 1 - beta1**t and 1 - beta2**t?" if abs(_w - _uncorrected) < 1e-6 else ""))
 """),
         check("B4-shape", 0, """
 # Shape check (0 points): the rate never falls, never exceeds lr_max, and is lr_max
@@ -931,8 +955,24 @@ fig = contour_figure(rosenbrock, {"Adam, α = 0.001": path},
         md("""
 ## Self-checks
 
-Two checks you can run now, one point each. The graded run checks more: your class on
-another problem, the log at several iterations, the final point and the figure."""),
+Two checks you can run now, one point each, and two format checks (0 points) on the
+form of your class and of `fig`. The graded run checks more: your class on another
+problem, the log at several iterations, the final point and the figure."""),
+        check("D1-class-form", 0, """
+# Form check (0 points): Adam() takes its defaults, step returns the new parameters
+# shaped like theta, and sets m_hat and v_hat; the first step gives finite numbers.
+import numpy as np
+_opt = Adam()
+_theta = np.asarray(_opt.step(np.array([0.5, -1.0]), np.array([1.0, 2.0])), dtype=float)
+assert _theta.shape == (2,), (
+    "step(theta, g) must return the new parameters, an array shaped like theta.")
+for _name in ("m_hat", "v_hat"):
+    assert np.shape(getattr(_opt, _name, None)) == (2,), (
+        f"After step(theta, g), opt.{_name} must hold one value per parameter.")
+assert np.all(np.isfinite(_theta)), (
+    "The first step gives NaN or inf. t counts from 1: with t = 0 the bias correction "
+    "1 - beta**0 = 0 divides by zero.")
+"""),
         check("D1-log-shape", 1, """
 # log is a float array with one row per iteration and the 7 columns.
 import numpy as np
@@ -950,11 +990,32 @@ _x1 = -1.0 + 0.001 * 4.0 / (4.0 + 1e-8)
 _f1 = (1 - _x1) ** 2 + 100 * (1.0 - _x1 ** 2) ** 2
 _expected = [_x1, 1.0, _f1, -4.0, 0.0, 16.0, 0.0]
 _first = np.asarray(log, dtype=float)[0]
+assert np.all(np.isfinite(_first)), (
+    "The first row of log holds NaN or inf. t counts from 1: with t = 0 the bias "
+    "correction 1 - beta**0 = 0 divides by zero.")
 _names = ("x", "y", "f", "m_hat_x", "m_hat_y", "v_hat_x", "v_hat_y")
 _wrong = [name for name, a, b in zip(_names, _first, _expected)
           if not np.isclose(a, b, rtol=1e-9, atol=1e-12)]
+_uncorrected = np.isclose(_first[3], 0.1 * -4.0) or np.isclose(_first[5], 0.001 * 16.0)
+_hint = ""
+if _uncorrected and "x" not in _wrong:
+    _hint = (" m_hat and v_hat look uncorrected: log opt.m_hat and opt.v_hat,"
+             " not m and v.")
+elif _uncorrected:
+    _hint = (" m_hat and v_hat look uncorrected: are m and v divided by"
+             " 1 - beta1**t and 1 - beta2**t?")
 assert not _wrong, ("The first row of log is wrong in the columns " + ", ".join(_wrong)
-                    + ". It should hold the state after the first update.")
+                    + ". It should hold the state after the first update." + _hint)
+"""),
+        check("D1-figure-form", 0, """
+# Form check (0 points): fig is a matplotlib Figure with a plot on it.
+import matplotlib.figure
+assert fig is not ..., (
+    "fig is still ..., the template: draw the figure and keep it in fig.")
+assert isinstance(fig, matplotlib.figure.Figure), (
+    f"fig must be a matplotlib Figure (e.g. from fig, ax = plt.subplots()), "
+    f"not {type(fig).__name__}.")
+assert fig.get_axes(), "fig has no plot on it: draw the contours and the path."
 """),
     ]
 
@@ -1189,7 +1250,8 @@ epoch."""),
         md("""
 ## Self-checks
 
-Two checks you can run now, one point each. The graded run checks more: that one epoch
+Two checks you can run now, one point each, and two format checks (0 points) on the
+form of `train_one`'s record and of `fig`. The graded run checks more: that one epoch
 with the whole data set as a batch makes exactly one Adam step of size $\\alpha$, that
 each reported accuracy is the trained network's, that the small batches learn, and that
 the figure has the three plots."""),
@@ -1233,6 +1295,28 @@ for _B, _r in results.items():
         f"results[{_B}]['accuracy'] must be a fraction in [0, 1].")
     assert all(float(_s) > 0 for _s in _r["seconds"]), (
         f"results[{_B}]['seconds'] must be positive.")
+"""),
+        check("D2-train-form", 0, """
+# Form check (0 points): train_one returns the record asked for (one epoch on 256
+# images here, so it is quick).
+_r = train_one(128, 1, X_train[:256], y_train[:256], X_test[:64], y_test[:64])
+assert isinstance(_r, dict), f"train_one must return a dict, not {type(_r).__name__}."
+_missing = sorted({"loss", "accuracy", "seconds", "model"} - set(_r))
+assert not _missing, "train_one's record misses the keys " + ", ".join(_missing)
+assert len(_r["loss"]) == 1 and len(_r["seconds"]) == 1, (
+    "With epochs=1, 'loss' and 'seconds' must be lists of one number each.")
+assert 0.0 <= float(_r["accuracy"]) <= 1.0, (
+    "'accuracy' must be a fraction in [0, 1], not a percentage.")
+"""),
+        check("D2-figure-form", 0, """
+# Form check (0 points): fig is one matplotlib Figure with three plots.
+import matplotlib.figure
+assert fig is not ..., (
+    "fig is still ..., the template: draw the figure and keep it in fig.")
+assert isinstance(fig, matplotlib.figure.Figure), (
+    f"fig must be one matplotlib Figure, not {type(fig).__name__}.")
+assert len(fig.get_axes()) >= 3, (
+    f"fig must hold the three plots; it has {len(fig.get_axes())}.")
 """),
     ]
 
@@ -1405,7 +1489,8 @@ fig = contour_with_path("rosenbrock", _demo)'''),
         md("""
 ## Self-checks
 
-Two checks you can run now, one point each. The graded run checks more: the paths of
+Two checks you can run now, one point each, and a format check (0 points) on what
+`contour_with_path` returns. The graded run checks more: the paths of
 several optimizer × surface × hyperparameter combinations against a reference, the
 losses and the table on them, the figure, and the errors for unknown names."""),
         check("E-run-shape", 1, """
@@ -1431,6 +1516,16 @@ assert [_r["t"] for _r in _rows] == list(range(5)), (
     "t must count the iterations 0, 1, 2, ...")
 assert np.shape(losses("beale", _path)) == (5,), (
     "losses must return one number per point.")
+"""),
+        check("E-figure-form", 0, """
+# Form check (0 points): contour_with_path returns a matplotlib Figure.
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import numpy as np
+_f = contour_with_path("quadratic", {"SGD": np.array([[1.0, -0.5], [0.8, -0.4]])})
+assert isinstance(_f, matplotlib.figure.Figure), (
+    f"contour_with_path must return a matplotlib Figure, not {type(_f).__name__}.")
+plt.close(_f)
 """),
         md(r"""
 ## 4 · Analysis (about 500 words)
@@ -1523,19 +1618,55 @@ def _reuse_outputs(exercise_id: str, solved) -> None:
 
     Allowed only when every code cell is the same program as the stored one (same id,
     same syntax tree: comments and line breaks may differ), so the outputs are still
-    what this code prints. Text and model answers may change, the code may not."""
+    what this code prints. Text and model answers may change, the code may not; new
+    self-checks may follow the stored cells (see :func:`_run_new_checks`)."""
     path = ROOT / "solutions" / f"{exercise_id}.ipynb"
     stored = {c.id: c for c in nbformat.read(path, as_version=4).cells
               if c.cell_type == "code"}
     code = [c for c in solved.cells if c.cell_type == "code"]
-    changed = [c.id for c in code if c.id not in stored
+    old, new = code[:len(stored)], code[len(stored):]
+    changed = [c.id for c in old if c.id not in stored
                or _program(stored[c.id].source) != _program(c.source)]
-    if changed or len(code) != len(stored):
+    changed += [c.id for c in new if c.metadata["optbook"]["role"] != "test"]
+    if changed or len(old) != len(stored):
         sys.exit(f"--keep-outputs: the code of {exercise_id} changed (cells "
                  f"{', '.join(changed) or 'added or removed'}); run it without the flag")
-    for cell in code:
+    for cell in old:
         cell.outputs = stored[cell.id].outputs
         cell.execution_count = stored[cell.id].execution_count
+    if new:
+        _run_new_checks(exercise_id, solved, new, max(
+            (c.execution_count or 0 for c in old), default=0))
+
+
+def _run_new_checks(exercise_id: str, solved, new: list, count: int) -> None:
+    """Run the solution in the grader's short setting and give the new self-checks
+    ``new`` what they printed there, numbered after the stored cells; exit if one
+    fails."""
+    import os
+
+    short = nbformat.from_dict(copy.deepcopy(dict(solved)))
+    previous = os.environ.get("OPTBOOK_GRADING")
+    os.environ["OPTBOOK_GRADING"] = "1"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            NotebookClient(short, timeout=None, kernel_name="python3", allow_errors=True,
+                           record_timing=False,
+                           resources={"metadata": {"path": tmp}}).execute()
+    finally:
+        if previous is None:
+            del os.environ["OPTBOOK_GRADING"]
+        else:
+            os.environ["OPTBOOK_GRADING"] = previous
+    ran = {c.id: c for c in short.cells}
+    for cell in new:
+        errors = [o for o in ran[cell.id].outputs if o.get("output_type") == "error"]
+        if errors:
+            sys.exit(f"--keep-outputs: the new check {cell.metadata['optbook']['id']} of "
+                     f"{exercise_id} fails on the solution: {errors[0]['ename']}: "
+                     f"{errors[0]['evalue']}")
+        count += 1
+        cell.outputs, cell.execution_count = ran[cell.id].outputs, count
 
 
 def write(exercise_id: str, keep_outputs: bool = False) -> None:

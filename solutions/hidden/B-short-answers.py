@@ -113,6 +113,31 @@ for _t in range(1, 21):
     B3_LATER.append(_state)
 
 
+def adam_uncorrected(w, g, m, v, t, lr, beta1, beta2, eps):
+    """(w, m, v) after one Adam step without bias correction: the common mistake that
+    feedback names."""
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    return w - lr * m / (math.sqrt(v) + eps), m, v
+
+
+UNCORRECTED_HINT = (" The values are those of Adam without bias correction: are m and v divided "
+                    "by 1 − β₁ᵗ and 1 − β₂ᵗ (m̂ and v̂)?")
+NAN_HINT = (" It gives NaN or inf: use the t that is passed in (t counts from 1; with t = 0 "
+            "the bias correction 1 − β⁰ = 0 divides by zero).")
+
+
+def likely_cause(got, uncorrected) -> str:
+    """A hint naming the likely mistake behind wrong values ('' if none fits)."""
+    if got is None:
+        return ""
+    if not np.all(np.isfinite(got)):
+        return NAN_HINT
+    if np.shape(got) == np.shape(uncorrected) and np.allclose(got, uncorrected, rtol=1e-9, atol=1e-15):
+        return UNCORRECTED_HINT
+    return ""
+
+
 def triples(value, n):
     """``value`` as n (w, m, v) rows, or None if it is not a list of n lists of 3 numbers."""
     rows = [floats(row, 3) for row in value] if isinstance(value, list) and len(value) == n else None
@@ -123,7 +148,14 @@ def triples(value, n):
 @checks.add("B3-worked-example", points=1,
             probe="float(adam_update(5.0, 10.0, 0.0, 0.0, 1, 0.1, 0.9, 0.999, 1e-8)[0])")
 def _(w):
-    assert count(w) is not None and abs(w - 4.9) < 1e-6, "After one step w should be about 4.9."
+    assert count(w) is not None and math.isfinite(w), (
+        f"After one step w is {w!r}. Is t used as it is passed in (t = 1 here)? "
+        "With t = 0 the bias correction 1 - beta**0 = 0 divides by zero.")
+    uncorrected = 5.0 - 0.1 * 1.0 / (math.sqrt(0.1) + 1e-8)  # m = 1, v = 0.1, no correction
+    assert abs(w - 4.9) < 1e-6, (
+        f"After one step w should be about 4.9, not {w!r}."
+        + (" That is the step without bias correction: are m and v divided by"
+           " 1 - beta1**t and 1 - beta2**t?" if abs(w - uncorrected) < 1e-6 else ""))
 
 
 @checks.add("B3-first-step", points=1,
@@ -134,8 +166,10 @@ def _(results):
     got = triples(results, len(B3_FIRST))
     want = [adam(*args) for args in B3_FIRST]
     assert got is not None and np.allclose(got, want, rtol=1e-9, atol=1e-15), (
-        "B3: the first step (t = 1, m = v = 0) is wrong. Check the two moment updates, "
-        "the bias corrections and where ε goes: w − α m̂/(√v̂ + ε).")
+        "B3: the first step (t = 1, m = v = 0) is wrong."
+        + (likely_cause(got, [adam_uncorrected(*args) for args in B3_FIRST])
+           or " Check the two moment updates, the bias corrections and where ε goes: "
+              "w − α m̂/(√v̂ + ε)."))
 
 
 @checks.add("B3-later-steps", points=1, probe="""

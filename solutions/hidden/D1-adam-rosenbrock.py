@@ -14,31 +14,75 @@ checks = Checks()
 # D1-class-steps: Adam(lr=0.05, beta1=0.8, beta2=0.99, epsilon=1e-6) for 12 steps on a
 # three-parameter problem, the gradient taken at the current point; per step the point,
 # m̂ and v̂ after it.
-CLASS_STEPS = []
-_w, _m, _v = np.array([1.0, -2.0, 0.5]), np.zeros(3), np.zeros(3)
-for _t in range(1, 13):
-    _g = np.array([2.0, 20.0, -1.0]) * _w + np.array([0.0, 0.3, 0.1]) * np.cos(_t)
-    _m = 0.8 * _m + 0.2 * _g
-    _v = 0.99 * _v + 0.01 * _g * _g
-    _mh, _vh = _m / (1 - 0.8 ** _t), _v / (1 - 0.99 ** _t)
-    _w = _w - 0.05 * _mh / (np.sqrt(_vh) + 1e-6)
-    CLASS_STEPS.append((_w, _mh, _vh))
+def class_steps(corrected: bool) -> list:
+    """(point, m̂, v̂) after each of the 12 steps; ``corrected=False``: the common
+    mistake of leaving out the bias correction (to name it in feedback)."""
+    steps = []
+    w, m, v = np.array([1.0, -2.0, 0.5]), np.zeros(3), np.zeros(3)
+    for t in range(1, 13):
+        g = np.array([2.0, 20.0, -1.0]) * w + np.array([0.0, 0.3, 0.1]) * np.cos(t)
+        m = 0.8 * m + 0.2 * g
+        v = 0.99 * v + 0.01 * g * g
+        mh, vh = (m / (1 - 0.8 ** t), v / (1 - 0.99 ** t)) if corrected else (m, v)
+        w = w - 0.05 * mh / (np.sqrt(vh) + 1e-6)
+        steps.append((w, mh, vh))
+    return steps
+
+
+CLASS_STEPS, CLASS_STEPS_UNCORRECTED = class_steps(True), class_steps(False)
+
+# What feedback says when the values show one of the two common mistakes.
+NAN_HINT = ("It gives NaN or inf: t counts from 1, and with t = 0 the bias correction "
+            "1 − β⁰ = 0 divides by zero.")
+UNCORRECTED_HINT = ("The values are those of Adam without bias correction: are m and v "
+                    "divided by 1 − β₁ᵗ and 1 − β₂ᵗ (m̂ and v̂)?")
+
+
+def likely_cause(got, uncorrected) -> str:
+    """A hint naming the likely mistake behind the wrong values ``got`` ('' if none
+    fits): NaN (t from 0) or the values without bias correction."""
+    got = np.asarray(got, dtype=float)
+    if not np.all(np.isfinite(got)):
+        return " " + NAN_HINT
+    if got.shape == np.shape(uncorrected) and np.allclose(got, uncorrected, rtol=1e-6, atol=1e-9):
+        return " " + UNCORRECTED_HINT
+    return ""
+
 
 # The run the notebook asks for: Adam with α = 0.001, β₁ = 0.9, β₂ = 0.999, ε = 1e-8 on the
 # Rosenbrock function from (-1, 1), 10,000 updates. Row t-1 of LOG holds the point
 # after update t, f there, and the m̂, v̂ used for that update (the layout of log).
-_p, _m, _v = np.array([-1.0, 1.0]), np.zeros(2), np.zeros(2)
-LOG = np.empty((10_000, 7))
-for _t in range(1, 10_001):
-    _x, _y = _p
-    _g = np.array([-2.0 * (1.0 - _x) - 400.0 * _x * (_y - _x * _x), 200.0 * (_y - _x * _x)])
-    _m = 0.9 * _m + 0.1 * _g
-    _v = 0.999 * _v + 0.001 * _g * _g
-    _mh, _vh = _m / (1 - 0.9 ** _t), _v / (1 - 0.999 ** _t)
-    _p = _p - 0.001 * _mh / (np.sqrt(_vh) + 1e-8)
-    _x, _y = _p
-    LOG[_t - 1] = [_x, _y, (1 - _x) ** 2 + 100 * (_y - _x * _x) ** 2, *_mh, *_vh]
-LOG.setflags(write=False)
+# LOG_UNCORRECTED: the first 1,000 rows without bias correction (to name that mistake).
+def rosenbrock_log(steps: int, corrected: bool = True) -> np.ndarray:
+    p, m, v = np.array([-1.0, 1.0]), np.zeros(2), np.zeros(2)
+    log = np.empty((steps, 7))
+    for t in range(1, steps + 1):
+        x, y = p
+        g = np.array([-2.0 * (1.0 - x) - 400.0 * x * (y - x * x), 200.0 * (y - x * x)])
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        mh, vh = (m / (1 - 0.9 ** t), v / (1 - 0.999 ** t)) if corrected else (m, v)
+        p = p - 0.001 * mh / (np.sqrt(vh) + 1e-8)
+        x, y = p
+        log[t - 1] = [x, y, (1 - x) ** 2 + 100 * (y - x * x) ** 2, *mh, *vh]
+    log.setflags(write=False)
+    return log
+
+
+LOG, LOG_UNCORRECTED = rosenbrock_log(10_000), rosenbrock_log(1_000, corrected=False)
+# The right run with m and v logged where m̂ and v̂ belong (another common mistake).
+_t = np.arange(1, 1_001)[:, None]
+LOG_MV = np.hstack([LOG[:1_000, :3], LOG[:1_000, 3:5] * (1 - 0.9 ** _t), LOG[:1_000, 5:7] * (1 - 0.999 ** _t)])
+MV_HINT = ("The path is right but the moments in log are not: log the bias-corrected "
+           "moments m̂ and v̂ (opt.m_hat, opt.v_hat), not m and v.")
+
+
+def likely_log_cause(got: np.ndarray, rows: list[int]) -> str:
+    """likely_cause for rows of log, which may also hold m and v instead of m̂ and v̂."""
+    if got.shape == (len(rows), 7) and np.allclose(got, LOG_MV[rows], rtol=1e-8, atol=1e-12):
+        return " " + MV_HINT
+    return likely_cause(got, LOG_UNCORRECTED[rows])
+
 
 def rows_probe(rows: list[int]) -> str:
     """A probe that sends log's shape and the given rows (those it has)."""
@@ -72,12 +116,14 @@ for t in range(1, 13):
 steps
 """)
 def _(steps):
+    points = [theta for theta, _, _ in steps] if isinstance(steps, list) else []
+    hint = likely_cause(points, [w for w, _, _ in CLASS_STEPS_UNCORRECTED]) if len(points) == 12 else ""
     for (theta, m_hat, v_hat), (w, mh, vh) in zip(steps, CLASS_STEPS, strict=True):
         assert np.shape(theta) == (3,) and np.allclose(theta, w, rtol=1e-9, atol=1e-12), (
             "D1: Adam(lr=0.05, beta1=0.8, beta2=0.99, epsilon=1e-6).step(theta, g) gives a "
-            "wrong point on a three-parameter problem (checked over 12 steps). Does your "
-            "class use the hyperparameters it is given, work for any number of parameters, "
-            "and count t from 1 in the bias corrections?")
+            "wrong point on a three-parameter problem (checked over 12 steps)." + (hint or
+            " Does your class use the hyperparameters it is given, keep m, v and t between "
+            "calls, and work for any number of parameters?"))
         assert (np.shape(m_hat) == (3,) and np.shape(v_hat) == (3,)
                 and np.allclose(m_hat, mh, rtol=1e-9, atol=1e-12)
                 and np.allclose(v_hat, vh, rtol=1e-9, atol=1e-15)), (
@@ -100,19 +146,33 @@ def _(sent):
 @checks.add("D1-first-row", points=1, probe=rows_probe([0]))
 def _(sent):
     first = rows_of(sent, [0])[0]
+    assert np.all(np.isfinite(first)), (
+        "The first row of log holds NaN or inf. t counts from 1: with t = 0 the bias "
+        "correction 1 - beta**0 = 0 divides by zero.")
     names = ("x", "y", "f", "m_hat_x", "m_hat_y", "v_hat_x", "v_hat_y")
     wrong = [name for name, a, b in zip(names, first, LOG[0], strict=True)
              if not np.isclose(a, b, rtol=1e-9, atol=1e-12)]
+    uncorrected = np.isclose(first[3], 0.1 * -4.0) or np.isclose(first[5], 0.001 * 16.0)
+    hint = ("" if not uncorrected else " m_hat and v_hat look uncorrected: log opt.m_hat "
+            "and opt.v_hat, not m and v." if "x" not in wrong else " m_hat and v_hat look "
+            "uncorrected: are m and v divided by 1 - beta1**t and 1 - beta2**t?")
     assert not wrong, ("The first row of log is wrong in the columns " + ", ".join(wrong)
-                       + ". It should hold the state after the first update.")
+                       + ". It should hold the state after the first update." + hint)
+
+
+def check_rows(sent, rows: list[int], message: str) -> None:
+    """The rows sent match LOG's; the message names the likely mistake when one fits."""
+    got = rows_of(sent, rows)
+    assert np.allclose(got, LOG[rows], rtol=1e-8, atol=1e-12), (
+        message + likely_log_cause(got, rows))
 
 
 @checks.add("D1-iteration-10", points=1, probe=rows_probe(list(range(10))))
 def _(sent):
-    assert np.allclose(rows_of(sent, list(range(10))), LOG[:10], rtol=1e-8, atol=1e-12), (
+    check_rows(sent, list(range(10)), (
         "D1: the first 10 rows of log do not match Adam on the Rosenbrock function from "
         "(-1, 1) with α = 0.001, β₁ = 0.9, β₂ = 0.999, ε = 1e-8. Row t-1 holds the point "
-        "after update t, f there, and the m̂, v̂ used for that update.")
+        "after update t, f there, and the m̂, v̂ used for that update."))
 
 
 ROWS_100 = [0, 9, 49, 99]
@@ -120,10 +180,10 @@ ROWS_100 = [0, 9, 49, 99]
 
 @checks.add("D1-iteration-100", points=1, probe=rows_probe(ROWS_100))
 def _(sent):
-    assert np.allclose(rows_of(sent, ROWS_100), LOG[ROWS_100], rtol=1e-8, atol=1e-12), (
+    check_rows(sent, ROWS_100, (
         "D1: row 100 of log (iteration 100) does not match Adam with full bias correction. "
         "If the first rows are right, check that t keeps counting up and that m and v "
-        "carry over from one iteration to the next.")
+        "carry over from one iteration to the next."))
 
 
 ROWS_1000 = [0, 9, 99, 499, 999]
@@ -131,10 +191,10 @@ ROWS_1000 = [0, 9, 99, 499, 999]
 
 @checks.add("D1-iteration-1000", points=2, probe=rows_probe(ROWS_1000))
 def _(sent):
-    assert np.allclose(rows_of(sent, ROWS_1000), LOG[ROWS_1000], rtol=1e-8, atol=1e-12), (
+    check_rows(sent, ROWS_1000, (
         "D1: row 1000 of log (iteration 1000) does not match Adam with full bias "
         "correction. Compute in float64 throughout, and keep v̂'s bias correction with β₂ "
-        "(it still matters after hundreds of steps).")
+        "(it still matters after hundreds of steps)."))
 
 
 @checks.add("D1-final", points=2, probe="""
@@ -143,8 +203,8 @@ np.asarray(log, dtype=float).tolist()
 """)
 def _(log):
     log = np.array(log, dtype=float) if isinstance(log, list) else np.zeros(0)
-    assert log.shape == (10_000, 7) and np.all(np.isfinite(log)), (
-        "D1: log must have shape (10000, 7), one row per iteration, with finite values.")
+    assert log.shape == (10_000, 7), "D1: log must have shape (10000, 7), one row per iteration."
+    assert np.all(np.isfinite(log)), "D1: log must hold finite values. " + NAN_HINT
     f = (1 - log[:, 0]) ** 2 + 100 * (log[:, 1] - log[:, 0] ** 2) ** 2
     assert np.allclose(log[:, 2], f, rtol=1e-9, atol=1e-14), (
         "D1: column 2 of log must be f(x, y) at the point in columns 0 and 1 of the same row.")
