@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from page_refs import page_heading, without_references, wrong_titles  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENING = ROOT / "chapters" / "00-opening.md"
@@ -172,30 +173,25 @@ def test_code_lines_fit_88_characters(page):
     assert not long, long
 
 
-DOC = re.compile(r"\{doc\}`([^`<]*)<([^`>]+)>`")
-
-
-def h1(page):
-    return next(line[2:].strip() for line in page.read_text().splitlines()
-                if line.startswith("# "))
-
-
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
-def test_cross_references_carry_the_titles_of_their_pages(page):
-    """JupyterLab cannot look a page's title up, so every {doc} writes it out; it must
-    be the title the site shows (the page's heading)."""
-    text = CELL.sub("", page.read_text())
-    assert not re.search(r"\{doc\}`[^`<]*`", text), "a {doc} without its title"
-    refs = DOC.findall(text)
-    assert refs
-    for title, target in refs:
-        assert title.strip() == h1(ROOT / "chapters" / f"{target}.md"), target
+def test_cross_references_carry_the_titles_the_site_shows(page):
+    prose = CELL.sub("", page.read_text())
+    assert "{doc}" in prose and not wrong_titles(prose), wrong_titles(prose)
+
+
+def test_a_stale_or_missing_title_is_reported():
+    title = page_heading(VARIANTS.stem)
+    assert wrong_titles(f"{{doc}}`{title} <{VARIANTS.stem}>`") == []
+    assert wrong_titles(f"{{doc}}`{title}, renamed <{VARIANTS.stem}>`")
+    assert wrong_titles(f"{{doc}}`{VARIANTS.stem}`")
+    assert wrong_titles("{ref}`When 6 hours became 12 minutes <sec-opening-hook>`") == []
+    assert wrong_titles("{ref}`Chapter map <sec-opening-hook>`")
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_no_old_section_numbers(page):
-    # the pages' titles in cross-references are checked above
-    prose = DOC.sub("", CELL.sub("", page.read_text()))
+    # the titles written out in cross-references are checked above
+    prose = without_references(CELL.sub("", page.read_text()))
     numbers = set(re.findall(r"(?<![\d.])8\.(\d+)\b", prose))
     allowed = {"1"} if page == VARIANTS else {"2"} if page == FRAUD else set()
     assert numbers <= allowed, numbers
