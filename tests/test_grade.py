@@ -1,4 +1,4 @@
-"""The grader (``optbook.grade``) and the student-side check (``optbook.check``).
+"""The grader (``optbook.grade``); the student-side check is in ``tests/test_check.py``.
 
 The fixtures in ``tests/grading_fixtures/`` (written by ``make_fixtures.py``) are a tiny
 exercise, T-demo (a visible self-check worth 1 point and three hidden checks worth 2 + 3
@@ -509,34 +509,7 @@ def test_values_are_sent_as_plain_data_only():
             plain(value)
 
 
-# ----------------------------------------------------------------- student check
-
-
-def run_check(notebook: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "optbook.check", str(notebook), "--cell-timeout", "30"],
-                          capture_output=True, text=True)
-
-
-def test_student_check_reports_each_visible_test():
-    with ThreadPoolExecutor(3) as pool:
-        pristine, correct, frank = pool.map(run_check, [
-            EXERCISES / "T-demo.ipynb", FIXTURES / "submissions" / "alice" / "T-demo.ipynb",
-            FIXTURES / "submissions" / "frank__T-demo.ipynb"])
-    first = "Checking {}: visible tests only (the graded checks run when your work is graded)"
-    assert (pristine.returncode, pristine.stdout.splitlines()) == (1, [
-        first.format("T-demo.ipynb"),
-        "FAIL  t-gd-step-small (1 point): NotImplementedError: write one gradient-descent step for f(w) = w²",
-        "0 of 1 visible tests passed."])
-    assert (correct.returncode, correct.stdout.splitlines()) == (0, [
-        first.format("T-demo.ipynb"), "PASS  t-gd-step-small (1 point)", "1 of 1 visible tests passed."])
-    assert (frank.returncode, frank.stdout.splitlines()) == (0, [
-        first.format("frank__T-demo.ipynb"), "PASS  t-gd-step-small (1 point)", "Other cells:",
-        "  answer a1 raised SystemExit: stopping here", "1 of 1 visible tests passed."])
-
-
-def test_student_check_on_a_broken_file():
-    broken = run_check(FIXTURES / "submissions" / "heidi__T-demo.ipynb")
-    assert broken.returncode == 2 and broken.stderr.startswith("Cannot check ")
+# The student's check (optbook.check) is tested in tests/test_check.py.
 
 
 # ====================================================== hostile students, in one run

@@ -50,15 +50,16 @@ def source(cell: dict) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
-def load_exercise(path: Path, checks_dir: Path) -> Exercise:
-    """Read ``<id>.ipynb`` and import ``<checks_dir>/<id>.py`` into an Exercise."""
+def load_exercise(path: Path, checks_dir: Path | None) -> Exercise:
+    """Read ``<id>.ipynb`` and import ``<checks_dir>/<id>.py`` into an Exercise
+    (``checks_dir=None``: the notebook alone, for the student's self-check)."""
     import nbformat
 
     raw = path.read_bytes()
     notebook = nbformat.reads(raw.decode("utf-8"), as_version=4)
-    checks_path = checks_dir / f"{path.stem}.py"
+    checks_path = checks_dir / f"{path.stem}.py" if checks_dir else None
     try:
-        checks, checks_raw = load_checks(checks_path) if checks_path.exists() else ([], b"")
+        checks, checks_raw = load_checks(checks_path) if checks_path and checks_path.exists() else ([], b"")
     except ChecksError as exc:
         raise ExerciseError(str(exc)) from None
     by_id = {c.id: c for c in checks}
@@ -73,7 +74,7 @@ def load_exercise(path: Path, checks_dir: Path) -> Exercise:
             visible[test_id] = points
             twin = by_id.get(test_id)
             worth = f"{points} point{'' if points == 1 else 's'}"
-            if points and twin is None:
+            if points and twin is None and checks_dir:
                 raise ExerciseError(
                     f"{path.name}: the visible check {test_id} is worth {worth} but {checks_path} has no check of "
                     "that id: a verdict reached in the student's kernel could be forged, so its points must "
@@ -89,6 +90,9 @@ def load_exercise(path: Path, checks_dir: Path) -> Exercise:
             if cell.cell_type != "code" or m.get("kind") == "prose":
                 prose.append(answer_id)
     fingerprint = hashlib.sha256(raw + b"\0" + checks_raw).hexdigest()
+    from optbook.grade.visible import format_checks  # 0-point visible checks, reported too
+
+    checks = checks + format_checks(notebook, set(by_id))
     return Exercise(path.stem, notebook, fingerprint, checks, set(visible), answers, prose)
 
 
