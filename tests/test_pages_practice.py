@@ -271,7 +271,8 @@ def test_every_code_cell_is_parsed_as_code(stem):
                                   "14-summary-and-references"])
 def test_plumbing_is_in_hidden_cells(stem):
     """Visible code is teaching code: the first cell (imports, book_style) is folded,
-    and every glue(...) or display(Markdown(...)) sits in a hidden cell."""
+    and every number formatted for the prose (glue(...), or `name = format(...)` for
+    {eval}) and every display(Markdown(...)) sits in a hidden cell."""
     import jupytext
 
     nb = jupytext.reads(_text(stem), fmt="md:myst")
@@ -280,5 +281,5 @@ def test_plumbing_is_in_hidden_cells(stem):
     assert "hide-cell" in cells[0][0] and "book_style()" in cells[0][1]
     hidden = {"hide-cell", "hide-input", "remove-cell", "remove-input"}
     for tags, code in cells:
-        if "glue(" in code or "display(Markdown" in code:
+        if "glue(" in code or " = format(" in code or "display(Markdown" in code:
             assert tags & hidden, code[:200]
