@@ -1,7 +1,8 @@
 """The exercise notebooks, their reference solutions and their checks.
 
-The checks of exercise ``<id>`` are in ``solutions/hidden/<id>.py`` (the format:
-``optbook.grade.checks``): each has a probe, run in the student's kernel after the
+Every exercise is built from its master, ``solutions/masters/<id>.md``, by
+``python -m optbook.grade.assign``: the notebooks and the checks file
+``solutions/hidden/<id>.py`` (the format: ``optbook.grade.checks``). Each check has a probe, run in the student's kernel after the
 notebook, that sends back plain data, and a judge that decides on it outside the kernel.
 These tests do not use the grader's runner: they build the merged notebooks the way the
 grading contract describes (the pristine exercise, its answer cells replaced by a
@@ -38,9 +39,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from optbook.grade.assign import notebook as build_notebook
 from optbook.grade.checks import load_checks
 from optbook.grade.exercise import load_exercise
 from optbook.grade.judge import judge_value
+from optbook.grade.master import read_master
 from optbook.grade.probe import MIME, plain
 
 matplotlib.use("Agg")
@@ -48,7 +51,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISE_DIR, SOLUTION_DIR = ROOT / "exercises", ROOT / "solutions"
-HIDDEN_DIR = SOLUTION_DIR / "hidden"
+HIDDEN_DIR, MASTER_DIR = SOLUTION_DIR / "hidden", SOLUTION_DIR / "masters"
 REQUIRED = ("A-multiple-choice", "B-short-answers", "C-long-answers", "D1-adam-rosenbrock",
             "D2-batch-size", "E-playground")
 EXERCISES = sorted(set(REQUIRED) | {p.stem for p in EXERCISE_DIR.glob("*.ipynb")})
@@ -169,19 +172,9 @@ def runs(tmp_path_factory):
     return get
 
 
-def load_generator():
-    """tools/make_exercises.py, imported as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_exercises",
-                                                  ROOT / "tools" / "make_exercises.py")
-    gen = importlib.util.module_from_spec(spec)
-    sys.modules["make_exercises"] = gen  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(gen)
-    finally:
-        del sys.modules["make_exercises"]
-    return gen
+def master_of(exercise: str):
+    """The exercise's master, parsed by the builder's own reader."""
+    return read_master(MASTER_DIR / f"{exercise}.md")
 
 
 # --------------------------------------------------------------------- files and format
@@ -276,7 +269,7 @@ def test_solution_is_the_exercise_filled_in(exercise):
     assert len(pristine.cells) == len(solution.cells)
     for p, s in zip(pristine.cells, solution.cells):
         # The solution's answers and checks also carry "hide-input": the book shows
-        # their code folded (see tools/make_exercises.py); nothing else may differ.
+        # their code folded (see optbook.grade.assign); nothing else may differ.
         s_meta = copy.deepcopy(s.metadata)
         if p.cell_type == "code" and meta(p)["role"] in ("answer", "test"):
             assert s_meta.get("tags", [])[-1:] == ["hide-input"], f"solution cell {s.id} is not folded"
@@ -595,10 +588,11 @@ def test_a4_feedback_explains_the_nuance():
 def test_a4_key_is_what_the_chapter_teaches():
     """A4's keyed option is the chapter's conclusion about powers of two (a
     convention; tiles, not warps), not the hardware myth the chapter measures."""
-    gen = load_generator()
-    text = dict((q, t) for q, _, t in gen.A_QUESTIONS)["A4"]
+    master = master_of("A-multiple-choice")
+    text = next(c.source for c in master.cells if c.source.startswith("## A4 "))
     options = dict(re.findall(r"^\* \(([abcd])\) (.*?)(?=^\* \(|\Z)", text, re.M | re.S))
-    key = gen.A_SOLUTION["A4"]
+    solution = next(c.solution for c in master.cells if c.id == "A4")
+    key = re.search(r'^A4 = "([abcd])"$', solution, re.M).group(1)
     assert "convention" in options[key] and "tiles" in options[key], options[key]
     assert "organised in powers of two" not in options[key]
 
@@ -751,21 +745,21 @@ def hidden_points(exercise_id: str) -> int:
     return sum(c.points for c in hidden_checks(exercise_id))
 
 
-def test_the_generator_counts_the_points_of_the_checks_files():
-    gen = load_generator()
-    assert [gen.hidden_points(e) for e in gen.EXERCISES] == [hidden_points(e) for e in gen.EXERCISES]
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_the_master_counts_the_points_of_the_checks_file(exercise):
+    assert master_of(exercise).hidden_points == hidden_points(exercise)
 
 
-def test_notebooks_are_up_to_date_with_their_generator():
-    """The notebooks are written by tools/make_exercises.py: edit that, not the files."""
-    gen = load_generator()
-    for exercise, cells in gen.EXERCISES.items():
-        for solution, folder in ((False, EXERCISE_DIR), (True, SOLUTION_DIR)):
-            made = gen._notebook(exercise, cells(), solution=solution)
-            stored = read(folder / f"{exercise}.ipynb")
-            assert [(c.id, c.cell_type, c.source, c.metadata) for c in made.cells] == [
-                (c.id, c.cell_type, c.source, c.metadata) for c in stored.cells], (
-                f"{folder.name}/{exercise}.ipynb is out of date: run tools/make_exercises.py")
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_notebooks_are_up_to_date_with_their_master(exercise):
+    """The notebooks are built from solutions/masters/<id>.md: edit that, not the files."""
+    master = master_of(exercise)
+    for solution, folder in ((False, EXERCISE_DIR), (True, SOLUTION_DIR)):
+        made = build_notebook(master, solution=solution)
+        stored = read(folder / f"{exercise}.ipynb")
+        assert [(c.id, c.cell_type, c.source, c.metadata) for c in made.cells] == [
+            (c.id, c.cell_type, c.source, c.metadata) for c in stored.cells], (
+            f"{folder.name}/{exercise}.ipynb is out of date: run make exercises IDS={exercise}")
 
 
 E_MUTATIONS = [
@@ -857,6 +851,43 @@ def test_failures_name_the_likely_cause(exercise, description, causes):
         assert check_id in failing and words in str(failing[check_id]), (check_id, str(failing.get(check_id)))
     if description.startswith("no bias") or "without bias" in description:
         assert not any("count t from 1" in str(e) for e in failing.values())
+
+
+def visible_failures(exercise: str, blank: str) -> set[str]:
+    """The visible checks that fail when the solution's answer ``blank`` is left as its
+    template (the other answers filled in), every cell run here, errors and all."""
+    pristine = read(EXERCISE_DIR / f"{exercise}.ipynb")
+    solution = {meta(c)["id"]: c.source for c in read(SOLUTION_DIR / f"{exercise}.ipynb").cells
+                if meta(c).get("role") == "answer"}
+    ns, failing = {"__name__": "__main__"}, set()
+    with grading_env():
+        for cell in pristine.cells:
+            m = meta(cell)
+            if cell.cell_type != "code":
+                continue
+            src = solution[m["id"]] if m["role"] == "answer" and m["id"] != blank else cell.source
+            try:
+                exec(compile(src, f"<{exercise} {m['role']}>", "exec"), ns)
+            except Exception:  # noqa: BLE001 - a template raises, and so may what uses it
+                if m["role"] == "test":
+                    failing.add(m["id"])
+    plt.close("all")
+    return failing
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_every_answer_cell_has_a_visible_check_that_fails_while_it_is_unanswered(exercise):
+    """Issue 16: no answer cell left as its template passes the self-check (D1's `fig`
+    did); a cell with no visible check worth points has a format check worth 0."""
+    pristine = read(EXERCISE_DIR / f"{exercise}.ipynb")
+    tests = {meta(c)["id"]: meta(c)["points"] for c in checks_of(pristine)}
+    for cell in pristine.cells:
+        m = meta(cell)
+        if m.get("role") == "answer" and cell.cell_type == "code":
+            failing = visible_failures(exercise, m["id"])
+            assert failing, f"{m['id']}: no visible check fails while it holds its template"
+            assert any(tests[t] == 0 for t in failing) or all(tests[t] for t in tests), (
+                m["id"], failing)
 
 
 # ------------------------------------------------------------ the book's voice and facts

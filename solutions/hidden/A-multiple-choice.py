@@ -1,13 +1,18 @@
-"""Checks of exercise A, multiple choice (see ``optbook.grade.checks`` for the format).
+"""Checks of A-multiple-choice (the format: ``optbook.grade.checks``).
 
-Each probe sends the student's answer back; each judge compares it, in the grader, with
-the key below, which never enters the student's kernel.
+Built by ``python -m optbook.grade.assign`` from the hidden-test cells of its master,
+``solutions/masters/A-multiple-choice.md``: edit the master, not this file.
 """
 
 from optbook.grade.checks import Checks
 
 checks = Checks()
 
+
+# Checks of exercise A, multiple choice (see ``optbook.grade.checks`` for the format).
+#
+# Each probe sends the student's answer back; each judge compares it, in the grader, with
+# the key below, which never enters the student's kernel.
 
 def letter(answer):
     """The answer as a bare lower-case letter; None if it is not a string."""

@@ -1,20 +1,27 @@
-"""Checks of exercise B, short answers (see ``optbook.grade.checks`` for the format).
+"""Checks of B-short-answers (the format: ``optbook.grade.checks``).
 
-Each probe calls the student's function on fixed inputs (written into the probe) and
-sends back what it returns; each judge compares that, in the grader, with a reference
-computed here.  Adam's reference comes from optbook's ``adam_step`` (checked against
-``torch.optim.Adam`` in tests/test_optimizers.py), one step at a time.
+Built by ``python -m optbook.grade.assign`` from the hidden-test cells of its master,
+``solutions/masters/B-short-answers.md``: edit the master, not this file.
 """
+
+from optbook.grade.checks import Checks
+
+checks = Checks()
+
+
+# Checks of exercise B, short answers (see ``optbook.grade.checks`` for the format).
+#
+# Each probe calls the student's function on fixed inputs (written into the probe) and
+# sends back what it returns; each judge compares that, in the grader, with a reference
+# computed here.  Adam's reference comes from optbook's ``adam_step`` (checked against
+# ``torch.optim.Adam`` in tests/test_optimizers.py), one step at a time.
 
 import math
 import numbers
 
 import numpy as np
 
-from optbook.grade.checks import Checks
 from optbook.optimizers import adam_step
-
-checks = Checks()
 
 
 def count(value):

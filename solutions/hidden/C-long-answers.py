@@ -1,14 +1,20 @@
-"""Checks of exercise C, long answers (see ``optbook.grade.checks`` for the format).
+"""Checks of C-long-answers (the format: ``optbook.grade.checks``).
 
-Each probe sends the student's answer variables back; each judge compares them, in the
-grader, with the references computed here, which never enter the student's kernel.
+Built by ``python -m optbook.grade.assign`` from the hidden-test cells of its master,
+``solutions/masters/C-long-answers.md``: edit the master, not this file.
 """
-
-import numbers
 
 from optbook.grade.checks import Checks
 
 checks = Checks()
+
+
+# Checks of exercise C, long answers (see ``optbook.grade.checks`` for the format).
+#
+# Each probe sends the student's answer variables back; each judge compares them, in the
+# grader, with the references computed here, which never enter the student's kernel.
+
+import numbers
 
 
 def real(x):

@@ -1,15 +1,22 @@
-"""Checks of exercise D1, Adam on the Rosenbrock function (see ``optbook.grade.checks``).
+"""Checks of D1-adam-rosenbrock (the format: ``optbook.grade.checks``).
 
-The probes send back what the student's class does on a small problem, the rows of
-``log`` and what ``fig`` draws; the judges compare them, in the grader, with an
-independent NumPy run computed here, which never enters the student's kernel.
+Built by ``python -m optbook.grade.assign`` from the hidden-test cells of its master,
+``solutions/masters/D1-adam-rosenbrock.md``: edit the master, not this file.
 """
-
-import numpy as np
 
 from optbook.grade.checks import Checks
 
 checks = Checks()
+
+
+# Checks of exercise D1, Adam on the Rosenbrock function (see ``optbook.grade.checks``).
+#
+# The probes send back what the student's class does on a small problem, the rows of
+# ``log`` and what ``fig`` draws; the judges compare them, in the grader, with an
+# independent NumPy run computed here, which never enters the student's kernel.
+
+import numpy as np
+
 
 # D1-class-steps: Adam(lr=0.05, beta1=0.8, beta2=0.99, epsilon=1e-6) for 12 steps on a
 # three-parameter problem, the gradient taken at the current point; per step the point,

@@ -1,18 +1,25 @@
-"""Checks of exercise D2, the batch-size experiment (see ``optbook.grade.checks``).
+"""Checks of D2-batch-size (the format: ``optbook.grade.checks``).
 
-They assert only what every correct solution satisfies.  The probes train the
-student's network on small generated data (written into the probes) and report what
-moved, or report what ``results`` and ``fig`` hold; the judges decide here, in the
-grader.  The grader runs D2's short setting (``OPTBOOK_GRADING=1``): 2 epochs.
+Built by ``python -m optbook.grade.assign`` from the hidden-test cells of its master,
+``solutions/masters/D2-batch-size.md``: edit the master, not this file.
 """
+
+from optbook.grade.checks import Checks
+
+checks = Checks()
+
+
+# Checks of exercise D2, the batch-size experiment (see ``optbook.grade.checks``).
+#
+# They assert only what every correct solution satisfies.  The probes train the
+# student's network on small generated data (written into the probes) and report what
+# moved, or report what ``results`` and ``fig`` hold; the judges decide here, in the
+# grader.  The grader runs D2's short setting (``OPTBOOK_GRADING=1``): 2 epochs.
 
 import math
 
 import numpy as np
 
-from optbook.grade.checks import Checks
-
-checks = Checks()
 
 BATCH_SIZES = tuple(2 ** k for k in range(4, 13))  # 16 … 4096, as in the notebook's setup
 EPOCHS = 2  # in the grader's short setting

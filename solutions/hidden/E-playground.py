@@ -1,18 +1,25 @@
-"""Checks of exercise E, the Optimizer Playground's core (see ``optbook.grade.checks``).
+"""Checks of E-playground (the format: ``optbook.grade.checks``).
 
-The probes call the student's ``run``, ``losses``, ``iteration_table`` and
-``contour_with_path`` on fixed inputs (written into the probes) and send back paths,
-losses, rows and what the figures draw; the judges compare them, in the grader, with
-references computed here with optbook's optimizers and surfaces (tested on their own in
-tests/test_optimizers.py and tests/test_surfaces.py).
+Built by ``python -m optbook.grade.assign`` from the hidden-test cells of its master,
+``solutions/masters/E-playground.md``: edit the master, not this file.
 """
+
+from optbook.grade.checks import Checks
+
+checks = Checks()
+
+
+# Checks of exercise E, the Optimizer Playground's core (see ``optbook.grade.checks``).
+#
+# The probes call the student's ``run``, ``losses``, ``iteration_table`` and
+# ``contour_with_path`` on fixed inputs (written into the probes) and send back paths,
+# losses, rows and what the figures draw; the judges compare them, in the grader, with
+# references computed here with optbook's optimizers and surfaces (tested on their own in
+# tests/test_optimizers.py and tests/test_surfaces.py).
 
 import numpy as np
 
 from optbook import optimizers, surfaces
-from optbook.grade.checks import Checks
-
-checks = Checks()
 
 
 def cases(*calls):

@@ -1,7 +1,7 @@
 """Checks of W-warmup (the format: ``optbook.grade.checks``).
 
-Built by ``python -m optbook.grade.assign`` from ``solutions/masters/W-warmup.md``, whose
-hidden-test cells these are: edit the master, not this file.
+Built by ``python -m optbook.grade.assign`` from the hidden-test cells of its master,
+``solutions/masters/W-warmup.md``: edit the master, not this file.
 """
 
 from optbook.grade.checks import Checks

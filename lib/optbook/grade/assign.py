@@ -19,7 +19,8 @@ and ``exercises/README.md``, "Writing an exercise") this writes
 
 ``--keep-outputs`` keeps the stored solution's outputs instead of executing it, and
 refuses if any code cell changed other than in comments and layout (use it for D2,
-whose full experiment runs for a long time).  ``--check`` builds into a temporary
+whose full experiment runs for a long time); ``--reuse-outputs`` (what ``make
+exercises`` passes) keeps them where the code is unchanged and executes the others.  ``--check`` builds into a temporary
 folder and compares the released notebooks and checks files with the stored ones
 (solutions by their cells' sources); it exits 1 and names what differs.
 """
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
+import os
 import re
 import sys
 import tempfile
@@ -41,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[3]
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CHECKS_HEADER = '''"""Checks of {id} (the format: ``optbook.grade.checks``).
 
-Built by ``python -m optbook.grade.assign`` from ``solutions/masters/{id}.md``, whose
-hidden-test cells these are: edit the master, not this file.
+Built by ``python -m optbook.grade.assign`` from the hidden-test cells of its master,
+``solutions/masters/{id}.md``: edit the master, not this file.
 """
 
 from optbook.grade.checks import Checks
@@ -135,14 +138,23 @@ def write_checks(master: Master, path: Path) -> None:
                           f"{declared}: write each check as its own @checks.add(...) with literal id and points")
 
 
-def execute(nb, timeout: float | None = None) -> None:
+def execute(nb, timeout: float | None = None, env: dict[str, str] | None = None, allow_errors: bool = False) -> None:
     """Run a notebook in a fresh kernel in a temporary folder (no time limit by default:
-    D2's full experiment takes many minutes on a CPU)."""
+    D2's full experiment takes many minutes on a CPU); ``env``: variables set for it."""
     from nbclient import NotebookClient
 
-    with tempfile.TemporaryDirectory() as tmp:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                       resources={"metadata": {"path": tmp}}).execute()
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                           allow_errors=allow_errors, resources={"metadata": {"path": tmp}}).execute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def program(source: str) -> str:
@@ -150,32 +162,72 @@ def program(source: str) -> str:
     return ast.dump(ast.parse(source))
 
 
-def reuse_outputs(stored_path: Path, solved) -> None:
-    """Give ``solved`` the stored solution's outputs; refuse if any code cell changed
-    other than in comments and layout."""
+def changed_code(stored_path: Path, solved) -> list[str] | None:
+    """Ids of the code cells of ``solved`` that differ from the stored solution's other
+    than in comments and layout; new self-checks after the stored cells do not count
+    (None: cells were removed)."""
     import nbformat
 
     stored = {c.id: c for c in nbformat.read(stored_path, as_version=4).cells if c.cell_type == "code"}
     code = [c for c in solved.cells if c.cell_type == "code"]
-    changed = [c.id for c in code if c.id not in stored or program(stored[c.id].source) != program(c.source)]
-    if changed or len(code) != len(stored):
+    old, new = code[:len(stored)], code[len(stored):]
+    changed = [c.id for c in old if c.id not in stored or program(stored[c.id].source) != program(c.source)]
+    changed += [c.id for c in new if c.metadata["optbook"]["role"] != "test"]
+    return changed if len(old) == len(stored) else None
+
+
+def same_code(stored_path: Path, solved) -> bool:
+    return changed_code(stored_path, solved) == []
+
+
+def reuse(stored_path: Path, solved) -> None:
+    """Give ``solved`` the stored solution's outputs; refuse if any code cell changed
+    other than in comments and layout.  Self-checks added after the stored cells get
+    what they print when the solution runs in the grader's short setting
+    (``OPTBOOK_GRADING=1``), numbered after the stored cells; one that fails refuses."""
+    import nbformat
+
+    if not stored_path.exists():
+        raise MasterError(f"--keep-outputs: there is no stored solution {stored_path}; build it without the flag")
+    changed = changed_code(stored_path, solved)
+    if changed != []:
         raise MasterError(f"--keep-outputs: the code of {stored_path.stem} changed (cells "
-                          f"{', '.join(changed) or 'added or removed'}); build it without the flag")
-    for cell in code:
+                          f"{', '.join(changed or []) or 'added or removed'}); build it without the flag")
+    stored = {c.id: c for c in nbformat.read(stored_path, as_version=4).cells if c.cell_type == "code"}
+    code = [c for c in solved.cells if c.cell_type == "code"]
+    for cell in code[:len(stored)]:
         cell.outputs = stored[cell.id].outputs
         cell.execution_count = stored[cell.id].execution_count
+    new = code[len(stored):]
+    if new:
+        short = nbformat.from_dict(copy.deepcopy(dict(solved)))
+        execute(short, env={"OPTBOOK_GRADING": "1"}, allow_errors=True)
+        ran = {c.id: c for c in short.cells}
+        count = max((c.execution_count or 0 for c in code[:len(stored)]), default=0)
+        for count, cell in enumerate(new, start=count + 1):
+            errors = [o for o in ran[cell.id].outputs if o.get("output_type") == "error"]
+            if errors:
+                raise MasterError(f"--keep-outputs: the new check {cell.metadata['optbook']['id']} of "
+                                  f"{stored_path.stem} fails on the solution: {errors[0]['ename']}: "
+                                  f"{errors[0]['evalue']}")
+            cell.outputs, cell.execution_count = ran[cell.id].outputs, count
 
 
-def build(master_path: Path, folders: Folders, *, keep_outputs: bool = False, run: bool = True) -> Master:
-    """Build one master into ``folders``; nothing is written if the master is refused."""
+def build(master_path: Path, folders: Folders, *, keep_outputs: bool = False, run: bool = True,
+          reuse_outputs: bool = False) -> Master:
+    """Build one master into ``folders``; nothing is written if the master is refused.
+
+    ``reuse_outputs``: keep the stored solution's outputs when its code is unchanged,
+    execute it otherwise."""
     import nbformat
 
     master = read_master(master_path)
     pristine, solved = notebook(master, solution=False), notebook(master, solution=True)
     with tempfile.TemporaryDirectory() as tmp:
         write_checks(master, Path(tmp) / f"{master.id}.py")  # refuses before anything is written
-    if keep_outputs:
-        reuse_outputs(folders.solutions / f"{master.id}.ipynb", solved)
+    stored = folders.solutions / f"{master.id}.ipynb"
+    if keep_outputs or (reuse_outputs and stored.exists() and same_code(stored, solved)):
+        reuse(stored, solved)
     elif run:
         execute(solved)
     solved.metadata = {k: v for k, v in solved.metadata.items() if k in ("kernelspec", "language_info", "optbook")}
@@ -225,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exercises", type=Path, default=Folders.exercises, help="default: exercises/")
     p.add_argument("--solutions", type=Path, default=Folders.solutions, help="default: solutions/")
     p.add_argument("--hidden", type=Path, help="checks files (default: <solutions>/hidden/)")
-    p.add_argument("--keep-outputs", action="store_true", help="keep the stored solutions' outputs")
+    p.add_argument("--keep-outputs", action="store_true",
+                   help="keep the stored solutions' outputs (refused if their code changed)")
+    p.add_argument("--reuse-outputs", action="store_true",
+                   help="keep the stored outputs of solutions whose code is unchanged, execute the others")
     p.add_argument("--no-execute", action="store_true", help="write the solutions without running them")
     p.add_argument("--check", action="store_true", help="compare a fresh build with the stored files")
     a = p.parse_args(argv)
@@ -239,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(paths)} masters: {'up to date' if not differences else f'{len(differences)} differences'}")
             return 1 if differences else 0
         for path in paths:
-            master = build(path, folders, keep_outputs=a.keep_outputs, run=not a.no_execute)
+            master = build(path, folders, keep_outputs=a.keep_outputs, run=not a.no_execute,
+                           reuse_outputs=a.reuse_outputs)
             print(f"{path}: wrote {folders.exercises / master.id}.ipynb, {folders.solutions / master.id}.ipynb, "
                   f"{folders.hidden / master.id}.py ({master.visible_points} visible + {master.hidden_points} "
                   "hidden points)")

@@ -68,7 +68,10 @@ HOW_TO = """\
   notebook is graded, and the feedback explains any that fail. On an unmodified
   notebook every check fails.
 * Before submitting, run the whole notebook from the top (*Restart kernel and run
-  all cells*) and make sure that no answer cell raises an error.""".format(mark=MARK)
+  all cells*) and make sure that no answer cell raises an error. Then check it as the
+  grader will, from a terminal: `python -m optbook.check <this notebook>` takes only
+  your answer cells, puts them into the notebook as it was handed out, runs it and
+  reports every self-check, and which of your cells are not collected.""".format(mark=MARK)
 
 
 class MasterError(Exception):
@@ -133,10 +136,10 @@ def read_master(path: Path) -> Master:
     notebook = jupytext.reads(text, fmt="md:myst")
     lines = text.splitlines()
     master = Master(path.stem, path, [])
-    cursor = 0
+    cursor = -1
     for number, nb_cell in enumerate(notebook.cells, start=1):
         source = nb_cell.source.strip("\n")
-        cursor = _line_of(lines, source, cursor)
+        cursor = _line_of(lines, source, cursor + 1)
         fake = Cell(nb_cell.cell_type, "cell", "", number, cursor + 1)
         if not source.strip():
             continue
@@ -157,7 +160,7 @@ def _line_of(lines: list[str], source: str, start: int) -> int:
     for i in range(start, len(lines)):
         if lines[i].strip() == first.strip():
             return i
-    return start
+    return max(start - 1, 0)
 
 
 def _code_cell(master: Master, source: str, at: Cell) -> Cell:
