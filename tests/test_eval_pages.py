@@ -46,7 +46,8 @@ def test_every_eval_names_a_string_formatted_above_it_in_a_hidden_cell(page):
                 assert name in defined, f"{{eval}}`{name}` comes before the cell that formats it"
             continue
         hidden = bool(HIDDEN & set(cell.metadata.get("tags", [])))
-        for name in re.findall(r"^\s*(\w+) = (?:format|str)\(", cell.source, re.M):
+        # format(...) or str(...), or quoted(...): a full run's text (optbook.pages.QuotedResults)
+        for name in re.findall(r"^\s*(\w+) = (?:format|str|quoted)\(", cell.source, re.M):
             assert hidden, f"{name} is formatted in a visible cell"
             defined.add(name)
 
