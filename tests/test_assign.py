@@ -26,6 +26,7 @@ import pytest
 
 from optbook.grade.assign import Folders, build, checks_source, notebook
 from optbook.grade.checks import load_checks
+from optbook.grade.judge import judge_value
 from optbook.grade.master import MARK, MasterError, read_master
 from optbook.grade.pipeline import Options, grade
 from optbook.grade.run import Limits
@@ -67,8 +68,12 @@ def test_every_master_reads_as_a_myst_notebook_with_its_cells_named():
     for path in sorted(MASTERS.glob("*.md")):
         master = read_master(path)
         assert master.cells and any(c.role == "answer" for c in master.cells)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        first_lines = {"answer": ("# ANSWER ", "<!-- ANSWER "), "test": ("# TEST ",), "hidden": ("# BEGIN HIDDEN",)}
         for cell in master.cells:
-            assert path.read_text(encoding="utf-8").splitlines()[cell.line - 1].strip(), (path, cell.number)
+            assert lines[cell.line - 1].startswith(first_lines.get(cell.role, ("",))), (path, cell.number)
+        numbers = [c.line for c in master.cells]
+        assert numbers == sorted(set(numbers)), path  # each cell named by its own line
 
 
 # ------------------------------------------------------- W-warmup, built and graded
@@ -250,3 +255,110 @@ def test_the_command_line_refuses_with_the_cells_name_and_exit_code_2(tmp_path):
     assert "X-test.md, cell 3 (line " in run.stderr and "a check without points" in run.stderr
     run = assign("--masters", str(masters), "Y-unknown")
     assert run.returncode == 2 and "no master Y-unknown" in run.stderr and "X-test" in run.stderr
+
+
+# ------------------------------------------------------------- round trip on C1
+
+C_MASTER = MASTERS / "C-long-answers.md"
+# f(w) = (w − 3)² becomes (w − 5)²: every gradient of C1's trace changes, and with it m,
+# w and m₁ for β = 0.99; in the instructions, the model answer and the hidden references
+C1_EDITS = [
+    ("Minimise $f(w) = (w - 3)^2$", "Minimise $f(w) = (w - 5)^2$"),
+    ("    g_t = 2 * (w_prev - 3)\n", "    g_t = 2 * (w_prev - 5)\n"),
+    ("m1_with_beta_099 = (1 - 0.99) * 2 * (10 - 3)", "m1_with_beta_099 = (1 - 0.99) * 2 * (10 - 5)"),
+    ("    _g = 2.0 * (_w - 3.0)\n", "    _g = 2.0 * (_w - 5.0)\n"),
+    ("M1_BETA_099 = (1.0 - 0.99) * (2.0 * (10.0 - 3.0))", "M1_BETA_099 = (1.0 - 0.99) * (2.0 * (10.0 - 5.0))"),
+]
+C1_CHECKS = [f"C1-{v}{i}" for v in "gmw" for i in (1, 2, 3)]
+
+
+def momentum_trace(w0: float, minimum: float, alpha: float = 0.1, beta: float = 0.9) -> dict[str, list]:
+    """Three steps of the book's momentum on (w − minimum)², computed here."""
+    trace, w, m = {"g": [], "m": [], "w": []}, w0, 0.0
+    for _ in range(3):
+        g = 2 * (w - minimum)
+        m = beta * m + (1 - beta) * g
+        w = w - alpha * m
+        for key, value in zip("gmw", (g, m, w)):
+            trace[key].append(value)
+    return trace
+
+
+def test_round_trip_a_changed_master_changes_notebook_solution_and_checks(tmp_path):
+    text = C_MASTER.read_text(encoding="utf-8")
+    edited = text
+    for old, new in C1_EDITS:
+        assert edited.count(old) == 1, old
+        edited = edited.replace(old, new)
+    masters = tmp_path / "masters"
+    masters.mkdir()
+    master = masters / "C-long-answers.md"
+    master.write_text(text, encoding="utf-8")
+    folders = Folders(masters).under(tmp_path / "built")
+    build(master, folders)  # the unchanged master, executed
+    before = nbformat.read(folders.solutions / "C-long-answers.ipynb", as_version=4)
+    master.write_text(edited, encoding="utf-8")
+    with pytest.raises(MasterError, match=r"--keep-outputs: the code of C-long-answers changed \(cells c-"):
+        build(master, folders, keep_outputs=True)
+    build(master, folders, reuse_outputs=True)  # the code changed: executed again
+
+    released = (folders.exercises / "C-long-answers.ipynb").read_text(encoding="utf-8")
+    assert "(w - 5)^2" in released and "(w - 3)^2" not in released
+    solved = nbformat.read(folders.solutions / "C-long-answers.ipynb", as_version=4)
+    c1 = next(c for c in solved.cells if c.metadata["optbook"].get("id") == "C1-numbers")
+    new, old = momentum_trace(10.0, 5.0), momentum_trace(10.0, 3.0)
+    assert f"t=1: g={new['g'][0]:.6f}  m={new['m'][0]:.6f}  w={new['w'][0]:.6f}" in c1.outputs[0]["text"]
+    assert c1.source != next(c for c in before.cells if c.id == c1.id).source
+
+    # the grader's expected results follow: the rebuilt checks accept the new trace only
+    rebuilt = {c.id: c for c in load_checks(folders.hidden / "C-long-answers.py")[0]}
+    stored = {c.id: c for c in load_checks(ROOT / "solutions" / "hidden" / "C-long-answers.py")[0]}
+    for check_id in C1_CHECKS:
+        values = {"g": new["g"], "m": new["m"], "w": new["w"]}[check_id[3]]
+        stale = {"g": old["g"], "m": old["m"], "w": old["w"]}[check_id[3]]
+        assert judge_value(rebuilt[check_id], values)[0] and not judge_value(rebuilt[check_id], stale)[0]
+        assert judge_value(stored[check_id], stale)[0] and not judge_value(stored[check_id], values)[0]
+    assert judge_value(rebuilt["C1-b"], 0.01 * 2 * (10 - 5))[0]
+    assert not judge_value(rebuilt["C1-b"], 0.01 * 2 * (10 - 3))[0]
+
+    # and the real grader: the new reference solution earns full marks on the new
+    # exercise; the old one loses exactly the C1 values that changed
+    subs = tmp_path / "submissions"
+    with_answers(folders.exercises / "C-long-answers.ipynb", answers_of(folders.solutions / "C-long-answers.ipynb"),
+                 subs / "new" / "C-long-answers.ipynb")
+    with_answers(folders.exercises / "C-long-answers.ipynb", answers_of(ROOT / "solutions" / "C-long-answers.ipynb"),
+                 subs / "old" / "C-long-answers.ipynb")
+    options = Options(subs, tmp_path / "out" / "gradebook.csv", exercises=folders.exercises,
+                      hidden=folders.hidden, jobs=2, limits=Limits(cell_timeout=60, timeout=180), quiet=True)
+    results = {r.student: r for r in grade(options).results}
+    assert (results["new"].points, results["new"].max_points) == (18, 18)
+    failed = {c.id for c in results["old"].checks if not c.passed}
+    assert failed == set(C1_CHECKS) | {"C1-b"}
+
+    # a change to the text alone keeps the executed outputs
+    master.write_text(edited.replace("Trace three complete iterations", "Trace three full iterations"),
+                      encoding="utf-8")
+    build(master, folders, reuse_outputs=True)
+    again = nbformat.read(folders.solutions / "C-long-answers.ipynb", as_version=4)
+    assert [c.get("outputs") for c in again.cells] == [c.get("outputs") for c in solved.cells]
+    assert "Trace three full iterations" in (folders.exercises / "C-long-answers.ipynb").read_text(encoding="utf-8")
+
+
+def test_the_minimal_master_of_the_readme_builds_and_grades(tmp_path):
+    readme = (ROOT / "exercises" / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"````markdown\n(.*?)````", readme, re.S).group(1)
+    masters = tmp_path / "masters"
+    masters.mkdir()
+    (masters / "X-twice.md").write_text(example, encoding="utf-8")
+    folders = Folders(masters).under(tmp_path / "built")
+    built = build(masters / "X-twice.md", folders)
+    assert [(c.role, c.id) for c in built.cells if c.role != "instructions"] == [
+        ("answer", "X1"), ("answer", "X2"), ("test", "X-form"), ("hidden", None)]
+    subs = tmp_path / "subs"
+    with_answers(folders.exercises / "X-twice.ipynb", answers_of(folders.solutions / "X-twice.ipynb"),
+                 subs / "ref" / "X-twice.ipynb")
+    shutil.copy(folders.exercises / "X-twice.ipynb", subs / "blank__X-twice.ipynb")
+    options = Options(subs, tmp_path / "out" / "gradebook.csv", exercises=folders.exercises,
+                      hidden=folders.hidden, jobs=2, quiet=True)
+    results = {r.student: (r.points, r.max_points) for r in grade(options).results}
+    assert results == {"ref": (2, 2), "blank": (0, 2)}

@@ -136,11 +136,12 @@ def test_the_autograder_package_grades_a_submission_in_gradescopes_layout(tmp_pa
         setup = z.read("setup.sh").decode()
     assert "bubblewrap" in setup
     assert subprocess.run(["bash", "-n", "-c", setup]).returncode == 0
-    # a correct submission under the name a student's browser gave it; graded in the sandbox
-    honest = emulate_gradescope(tmp_path / "a", package, {"T-demo (2).ipynb": FIXTURES / "submissions" / "alice"
-                                                          / "T-demo.ipynb"})
+    # a correct submission next to a draft that sorts first: the exercise's own name wins
+    honest = emulate_gradescope(tmp_path / "a", package, {
+        "T-demo.ipynb": FIXTURES / "submissions" / "alice" / "T-demo.ipynb", "A-draft.ipynb": EXERCISES / "T-demo.ipynb"})
     assert honest["score"] == 7.0 and all(t["status"] == "passed" for t in honest["tests"])
-    blank = emulate_gradescope(tmp_path / "b", package, {"T-demo.ipynb": EXERCISES / "T-demo.ipynb"})
+    # the only notebook, under the name a student's browser gave it
+    blank = emulate_gradescope(tmp_path / "b", package, {"T-demo (2).ipynb": EXERCISES / "T-demo.ipynb"})
     assert blank["score"] == 0.0 and len(blank["tests"]) == 4
     assert not any(s in json.dumps(blank, ensure_ascii=False) for s in SECRETS)
     nothing = emulate_gradescope(tmp_path / "c", package, {"notes.txt": EXERCISES / "T-demo.ipynb"})

@@ -106,12 +106,16 @@ shopt -s nullglob
 notebooks=("$AUTOGRADER"/submission/*.ipynb "$AUTOGRADER"/submission/*/*.ipynb)
 [ ${#notebooks[@]} -gt 0 ] || fail "No notebook (.ipynb) was found in the submission."
 exercises=("$SOURCE"/exercises/*.ipynb)
-for nb in "${notebooks[@]}"; do
-  name="$(basename "$nb")"
-  # one exercise in this assignment: whatever the file is called, it is that exercise
-  [ ${#exercises[@]} -eq 1 ] && name="$(basename "${exercises[0]}")"
-  cp "$nb" "$WORK/submissions/__STUDENT__/$name"
-done
+if [ ${#exercises[@]} -eq 1 ]; then
+  # one exercise in this assignment: the notebook of its name, else the first one,
+  # whatever it is called
+  want="$(basename "${exercises[0]}")"
+  pick="${notebooks[0]}"
+  for nb in "${notebooks[@]}"; do [ "$(basename "$nb")" = "$want" ] && pick="$nb"; done
+  cp "$pick" "$WORK/submissions/__STUDENT__/$want"
+else
+  for nb in "${notebooks[@]}"; do cp "$nb" "$WORK/submissions/__STUDENT__/$(basename "$nb")"; done
+fi
 cd "$WORK"
 "$PYTHON" -m optbook.grade "$WORK/submissions" \
   --out "$WORK/gradebook.csv" --exercises "$SOURCE/exercises" --hidden "$SOURCE/checks" \
