@@ -257,3 +257,5 @@ def test_exit_status_2_when_the_notebook_cannot_be_checked(tmp_path):
     assert unknown.returncode == 2 and "no exercise 'Z-unknown'" in unknown.stderr, unknown.stderr
     (tmp_path / "text.ipynb").write_text("not json")
     assert self_check(tmp_path / "text.ipynb").returncode == 2
+    stopped = self_check(SOLUTIONS / f"{D1}.ipynb", "--timeout", "2")
+    assert stopped.returncode == 2 and "was stopped; no result" in stopped.stdout, stopped.stdout

@@ -20,7 +20,7 @@ version (git's ``HEAD``) is used; without one, NOTEBOOK itself, and the report s
 its own cells could not be compared.
 
 Exit status: 0 when every visible check passes, 1 when one fails, 2 when the notebook
-cannot be read or run.  ``--as-written`` runs without ``OPTBOOK_GRADING`` (full-size
+cannot be read or run (no exercise found, not a notebook, past ``--timeout``).  ``--as-written`` runs without ``OPTBOOK_GRADING`` (full-size
 experiments).
 """
 
@@ -180,9 +180,10 @@ def lost_names(ignored: list[Ignored], exercise: Exercise, answers: dict[str, st
 
 # ----------------------------------------------------------------------- the check
 def run_checks(path: Path, limits: Limits, grading: bool = True,
-               exercises: Path | None = None) -> tuple[list[str], bool]:
-    """The report's lines and whether every visible check passed.  CheckError (or any
-    error reading the files) when the notebook cannot be checked."""
+               exercises: Path | None = None) -> tuple[list[str], bool | None]:
+    """The report's lines and whether every visible check passed (None: the notebook
+    could not be run to its end).  CheckError (or any error reading the files) when the
+    notebook cannot be checked."""
     import json
 
     import nbformat
@@ -216,10 +217,10 @@ def run_checks(path: Path, limits: Limits, grading: bool = True,
     head += [f"Note: {n}." for n in notes]
     head += ignored_lines(ignored, lost_names(ignored, exercise, answers))
     if run.timed_out:
-        return head + [f"The notebook ran past {limits.timeout:g} s and was stopped; no result."], False
+        return head + [f"The notebook ran past {limits.timeout:g} s and was stopped; no result."], None
     if not run.cells:
         return head + [f"The notebook could not be run (pytest exit code {run.returncode}):",
-                       run.log_tail.strip()], False
+                       run.log_tail.strip()], None
     lines, ok = report(roles, run.cells, limits, exercise, answers, ignored)
     return head + lines, ok
 
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     print("\n".join(lines))
-    return 0 if ok else 1
+    return 2 if ok is None else 0 if ok else 1
 
 
 if __name__ == "__main__":
