@@ -20,11 +20,14 @@ def book_build():
     """Build the book exactly as `make book` does: every page re-read, warnings are errors.
 
     Execution is cached (jupyter-cache), so this is quick when the code has not changed.
+    The pages' full runs check the numbers their prose quotes against chapters/_results/
+    (optbook.pages.QuotedResults), which a student's quick run shows.
     """
     jb = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run(
         [str(jb), "build", str(ROOT), "--all", "--warningiserror", "--nitpick", "--keep-going"],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "OPTBOOK_CHECK_RESULTS": "1"},
     )
     return result
 

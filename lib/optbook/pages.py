@@ -35,8 +35,11 @@ def glue(name: str, value, display: bool = False) -> None:
 # always runs the full experiment (``_ext/full_run.py`` sets OPTBOOK_FULL_RUN=1 before any
 # page executes), and the prose quotes the full run in both places: the numbers the prose
 # quotes are kept, as the text the reader sees, in ``chapters/_results/<page>.json``.
-# A full run checks its numbers against that file and stops with a message naming the
-# number when they differ, so the file cannot drift from the code that produced it.
+# A full run in the test suite's book build (OPTBOOK_CHECK_RESULTS=1, set by
+# tests/conftest.py) checks its numbers against that file and stops with a message naming
+# the number when they differ, so the file cannot drift from the code that produced it.
+# Anywhere else (a reader's `make book` on a GPU or another CPU, where the last digits of
+# a training run may differ) a full run quotes its own numbers, which match its figures.
 # ---------------------------------------------------------------------------------------
 
 import json
@@ -45,6 +48,7 @@ from pathlib import Path
 
 FULL_RUN_ENV = "OPTBOOK_FULL_RUN"
 WRITE_RESULTS_ENV = "OPTBOOK_WRITE_RESULTS"
+CHECK_RESULTS_ENV = "OPTBOOK_CHECK_RESULTS"
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "chapters" / "_results"
 
 
@@ -61,15 +65,17 @@ class QuotedResults:
 
         auc_adam = quoted("auc_adam", format(auc["adam"], ".3f") if FULL_RUN else None)
 
-    A full run returns its own text after checking it against the stored one (or stores
-    it, with OPTBOOK_WRITE_RESULTS=1: ``tools/quoted_results.py`` does that); a quick run
-    returns the stored text of the full run.
+    A full run returns its own text: it stores it with OPTBOOK_WRITE_RESULTS=1
+    (``tools/quoted_results.py`` does that) and, with OPTBOOK_CHECK_RESULTS=1 (the test
+    suite's book build), first checks it against the stored one. A quick run returns
+    the stored text of the full run.
     """
 
     def __init__(self, page: str, full: bool, directory: Path | None = None):
         self.page, self.full = page, full
         self.path = Path(directory or RESULTS_DIR) / f"{page}.json"
         self.write = full and os.environ.get(WRITE_RESULTS_ENV, "") == "1"
+        self.check = full and os.environ.get(CHECK_RESULTS_ENV, "") == "1"
         self.stored = json.loads(self.path.read_text()) if self.path.is_file() else {}
 
     def __call__(self, name: str, text: str | None = None) -> str:
@@ -85,7 +91,7 @@ class QuotedResults:
             self.stored[name] = text
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(self.stored, indent=1, sort_keys=True) + "\n")
-        elif self.stored.get(name) != text:
+        elif self.check and self.stored.get(name) != text:
             raise ValueError(
                 f"{self.page}: the full run gives {name} = {text!r}, but the prose quotes "
                 f"{self.stored.get(name)!r} ({self.path}); if the change is intended, run "
