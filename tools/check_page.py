@@ -14,9 +14,9 @@ This is a convenience for writing a page; `make test` remains the real check.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
-import os
 import subprocess
 import sys
 import tempfile
