@@ -281,6 +281,15 @@ def test_phone_width_keeps_everything_on_screen(site, browser, path):
             }
             if (!scrolls) out.push(`cut off: ${el.tagName} ${el.textContent.slice(0, 40)}`);
           }
+          // figures (static and frames) keep their aspect ratio: scaled, never squashed
+          for (const img of document.querySelectorAll(".bd-content div.cell_output img")) {
+            const r = img.getBoundingClientRect();
+            if (!r.width || !img.naturalWidth || !img.complete) continue;
+            const shown = r.height / r.width, drawn = img.naturalHeight / img.naturalWidth;
+            if (Math.abs(shown / drawn - 1) > 0.03)
+              out.push(`figure squashed: ${Math.round(r.width)}x${Math.round(r.height)} shows ` +
+                       `${img.naturalWidth}x${img.naturalHeight}`);
+          }
           return out;
         }""", width)
         ctx.close()
