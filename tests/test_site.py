@@ -253,6 +253,11 @@ def test_phone_width_keeps_everything_on_screen(site, browser, path):
                                   service_workers="block")
         page, log = open_offline(ctx, site.url + path)
         wait_until_ready(page)
+        page.evaluate("""async () => {  // load the lazy figures too, so that all are measured
+          for (const img of document.querySelectorAll("img[loading=lazy]")) img.loading = "eager";
+          await Promise.all([...document.images].map(img => img.complete ? null :
+            new Promise(done => { img.onload = img.onerror = done; setTimeout(done, 5000); })));
+        }""")
         report = page.evaluate("""(width) => {
           const out = [];
           const doc = document.documentElement;
