@@ -1,0 +1,139 @@
+"""Page-level checks for 8.11 Beyond Adam (chapters/11-beyond-adam.md).
+
+* What the page claims about the optimizers, recomputed against the *reference*
+  implementations (torch.optim, lion-pytorch, schedulefree), not against optbook:
+  RAdam's first steps, Adafactor's state size, Lion's step size, NAdam's momentum.
+* The page's mechanics: title, place in the table of contents, its quoted full-run
+  numbers match the names it quotes, every citation is in references.bib, the FULL_RUN
+  switch is visible, the book's voice, code lines of at most 88 characters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jupytext
+import numpy as np
+import pytest
+import torch
+from lion_pytorch import Lion as ReferenceLion
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "chapters" / "11-beyond-adam.md"
+RESULTS = ROOT / "chapters" / "_results" / "11-beyond-adam.json"
+
+
+def _text() -> str:
+    return PAGE.read_text()
+
+
+def _cells():
+    return jupytext.reads(_text(), fmt="md:myst").cells
+
+
+# ------------------------------------------------------------ claims, against references
+def test_radam_first_steps_are_momentum_steps_in_torch():
+    """The page: with β₂ = 0.999 RAdam's first 5 steps are α m̂ (no division by √v),
+    so they are as small as the gradient; Adam's first step is ±α everywhere."""
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(50) * 1e-2 for _ in range(7)]
+    w = torch.zeros(50, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.RAdam([w], lr=1e-3, betas=(0.9, 0.999))
+    m = np.zeros(50)
+    for t, g in enumerate(grads, start=1):
+        before = w.detach().numpy().copy()
+        w.grad = torch.from_numpy(g)
+        opt.step()
+        m = 0.9 * m + 0.1 * g
+        momentum_step = -1e-3 * m / (1 - 0.9**t)
+        moved = w.detach().numpy() - before
+        if t <= 5:
+            np.testing.assert_allclose(moved, momentum_step, rtol=1e-10)
+        else:   # from t = 6 on the adaptive step, rectified: no longer α m̂
+            assert not np.allclose(moved, momentum_step, rtol=1e-3)
+    w2 = torch.zeros(50, dtype=torch.float64, requires_grad=True)
+    adam = torch.optim.Adam([w2], lr=1e-3)
+    w2.grad = torch.from_numpy(grads[0])
+    adam.step()
+    np.testing.assert_allclose(np.abs(w2.detach().numpy()), 1e-3, rtol=1e-4)
+
+
+def test_adafactor_keeps_n_plus_k_numbers_for_a_matrix_in_torch():
+    n, k = 196, 64
+    W, b = (torch.zeros(n, k, requires_grad=True), torch.zeros(k, requires_grad=True))
+    opt = torch.optim.Adafactor([W, b])
+    W.grad, b.grad = torch.ones(n, k), torch.ones(k)
+    opt.step()
+    kept = {p: sum(v.numel() for name, v in opt.state[p].items()
+                   if torch.is_tensor(v) and name != "step") for p in (W, b)}
+    assert kept[W] == n + k and kept[b] == k
+
+
+def test_lion_moves_every_weight_by_exactly_lr_in_lion_pytorch():
+    rng = np.random.default_rng(1)
+    w = torch.tensor(rng.standard_normal(1000), requires_grad=True)
+    opt = ReferenceLion([w], lr=1e-4)
+    for _ in range(3):
+        before = w.detach().clone()
+        w.grad = torch.tensor(rng.standard_normal(1000))
+        opt.step()
+    np.testing.assert_allclose((w.detach() - before).abs().numpy(), 1e-4, rtol=1e-9)
+
+
+def test_nadam_momentum_schedule_as_torch_computes_it():
+    """The page's μ_t values come from optbook; torch's formula, written out, agrees."""
+    from optbook.beyond_adam import nadam_momentum
+
+    for t in (1, 10, 100, 1000, 10_000):
+        torch_mu = 0.9 * (1.0 - 0.5 * (0.96 ** (t * 4e-3)))   # torch/optim/nadam.py
+        assert nadam_momentum(t, 0.9, 4e-3) == pytest.approx(torch_mu, rel=1e-15)
+    assert nadam_momentum(1, 0.9, 4e-3) < 0.46 < 0.8 < nadam_momentum(10_000, 0.9, 4e-3)
+
+
+# ------------------------------------------------------------------------ mechanics
+def test_title_and_place_in_the_table_of_contents():
+    assert re.search(r"^# 8\.11 Beyond Adam$", _text(), re.M)
+    toc = (ROOT / "_toc.yml").read_text().splitlines()
+    files = [line.split("file:")[1].strip() for line in toc if "file:" in line]
+    i = files.index("chapters/10-pytorch-in-practice")
+    assert files[i + 1] == "chapters/11-beyond-adam"
+
+
+def test_quoted_full_run_numbers_are_the_ones_the_page_quotes():
+    quoted = set(re.findall(r'quoted\("(\w+)"', _text()))
+    stored = json.loads(RESULTS.read_text())
+    assert quoted and quoted == set(stored)
+    assert all(isinstance(v, str) and v for v in stored.values())
+
+
+def test_full_run_switch_is_visible_and_explained():
+    for cell in _cells():
+        if "FULL_RUN = pages.full_run()" in cell.source:
+            assert not set(cell.metadata.get("tags", [])) & {"hide-cell", "hide-input",
+                                                             "remove-cell"}
+            assert "quick run" in cell.source and "full run" in cell.source.lower()
+            return
+    pytest.fail("no FULL_RUN switch on the page")
+
+
+def test_every_citation_is_in_the_bibliography():
+    bib = (ROOT / "references.bib").read_text()
+    keys = set(re.findall(r"\{cite[^}]*\}`([^`]+)`", _text()))
+    keys = {k.strip() for group in keys for k in group.split(",")}
+    assert {"dozat2016nadam", "liu2020radam", "shazeer2018adafactor", "chen2023lion",
+            "jordan2024muon", "defazio2024schedulefree"} <= keys
+    for key in keys:
+        assert re.search(rf"@\w+\{{{re.escape(key)},", bib), key
+
+
+def test_book_voice_and_line_length():
+    text = _text()
+    for word in ("the source", "the draft", "the original", "the slides"):
+        assert word not in text.lower(), word
+    for cell in _cells():
+        if cell.cell_type == "code":
+            for line in cell.source.splitlines():
+                assert len(line) <= 88, line
+    assert ':class: common-claim' in text and "**Verdict.**" in text
