@@ -433,6 +433,19 @@ def test_bad_update_raises_and_changes_nothing(case):
     assert opt.t == saved["t"] == 1
 
 
+def test_adafactor_state_that_does_not_fit_is_rejected_before_any_change():
+    opt, params = Adafactor(), {"W": np.ones((4, 3)), "b": np.ones(3)}
+    opt.update(params, {"dW": np.ones((4, 3)), "db": np.ones(3)})
+    saved = opt.state_dict()
+    other = Adafactor()
+    other.load_state_dict(saved)
+    wrong = {"W": np.ones((4, 3)), "b": np.ones((3, 2))}   # b is now a matrix
+    with pytest.raises(ValueError, match=r"state of parameter 'b' does not fit it: "
+                                         r"\{'v': \(3,\)\} vs parameter shape \(3, 2\)"):
+        other.update(wrong, {"dW": np.ones((4, 3)), "db": np.ones((3, 2))})
+    assert (wrong["W"] == 1).all() and other.t == 1
+
+
 # ------------------------------------------------------------------------- state_dict
 @pytest.mark.parametrize("case", list(BEYOND_ADAM))
 def test_state_dict_round_trip_resumes_identically(case):
