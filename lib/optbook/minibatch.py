@@ -390,7 +390,7 @@ def mlp_seconds_per_example(batch_sizes, *, N: int = 8192, D: int = 64, hidden: 
 
     The model is ``Linear(D, hidden) → ReLU → Linear(hidden, hidden) → ReLU →
     Linear(hidden, 1)`` trained with ``torch.optim.SGD`` on random regression data that
-    lives on ``device`` (default: :func:`optbook.device.pick_device`).  One timing is one
+    lives on ``device`` (default: :func:`optbook.book.device.pick_device`).  One timing is one
     epoch over the ``N`` examples in full batches only (the last, partial batch is
     dropped, like ``DataLoader(drop_last=True)``), divided by the number of examples it
     processed, so batch sizes that do not divide ``N`` are compared fairly.  Multiply by
@@ -405,7 +405,7 @@ def mlp_seconds_per_example(batch_sizes, *, N: int = 8192, D: int = 64, hidden: 
     """
     import torch
 
-    from .device import pick_device
+    from optbook.book.device import pick_device
 
     device = pick_device() if device is None else torch.device(device)
     N = _check_count("N", N)

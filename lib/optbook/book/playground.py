@@ -45,9 +45,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import LogFormatter, NullFormatter
 
-from .optimizers import OPTIMIZERS
-from .plotting import Backdrop, _pt, color_of, contour_figure, empty_axes, frame_png
-from .surfaces import SURFACES, Surface, trajectory
+from optbook.optimizers import OPTIMIZERS
+from optbook.book.figures import Backdrop, _pt, color_of, empty_axes, frame_png
+from optbook.book.surface_figures import contour_figure
+from optbook.surfaces import SURFACES, Surface, trajectory
 
 #: The optimizers in the order the controls list them (the four of exercise E first).
 OPTIMIZER_NAMES: tuple[str, ...] = ("SGD", "Momentum", "RMSprop", "Adam", "AdaGrad",
@@ -216,8 +217,8 @@ class PlaygroundCanvas:
     changed.  The layout is fixed, so every frame has the same size in pixels. With
     ``stacked`` the loss panel is under the path panel (narrow enough to read on a
     phone); ``density`` draws ``density`` pixels per CSS pixel (:meth:`png` returns a
-    :class:`~optbook.plotting.FramePNG`), and ``style`` is rcParams to build the figure
-    with (e.g. :data:`optbook.plotting.FRAME_STYLE`, as the slider draws its frames).
+    :class:`~optbook.book.figures.FramePNG`), and ``style`` is rcParams to build the figure
+    with (e.g. :data:`optbook.book.figures.FRAME_STYLE`, as the slider draws its frames).
 
     >>> from optbook.surfaces import quadratic
     >>> canvas = PlaygroundCanvas(quadratic)
@@ -291,8 +292,8 @@ class PlaygroundCanvas:
             loss_title: str | None = None, colors: int = 32) -> bytes:
         """One frame as PNG bytes with an adaptive palette of ``colors`` colours (a
         third of the size of a full-colour PNG), e.g. for
-        :func:`optbook.widgets.frame_slider`.  Drawn on a kept image of the contours
-        (:class:`optbook.plotting.Backdrop`): the same pixels as a full redraw."""
+        :func:`optbook.book.widgets.frame_slider`.  Drawn on a kept image of the contours
+        (:class:`optbook.book.figures.Backdrop`): the same pixels as a full redraw."""
         from PIL import Image
 
         _check_colors(colors)
@@ -330,7 +331,7 @@ def _palette_png(image, colors: int) -> bytes:
 
 def compact_png(fig, dpi: int = 72, colors: int = 32) -> bytes:
     """Render ``fig`` to a PNG with an adaptive palette of ``colors`` colours and close
-    it: about a third the size of :func:`optbook.plotting.figure_png`'s full-colour
+    it: about a third the size of :func:`optbook.book.figures.figure_png`'s full-colour
     PNG, which matters when a page carries a hundred precomputed frames."""
     from PIL import Image
 

@@ -20,8 +20,8 @@ judge a ranker on it:
   :func:`expected_ctr_at_k`, the click-through rate a ranking would earn under the hidden
   click model;
 * :func:`ranking_data`: a training and a test log from one world, standardised;
-* :func:`ddp_task`: the same data and model packaged as an :class:`optbook.train.Task`,
-  so that ``torchrun -m optbook.train --task optbook.ranking:ddp_task`` trains it on
+* :func:`ddp_task`: the same data and model packaged as an :class:`optbook.training.cli.Task`,
+  so that ``torchrun -m optbook.training --task optbook.training.ranking:ddp_task`` trains it on
   several processes.
 
 **The hidden relevance model.**  Each query :math:`q` has a text embedding
@@ -431,7 +431,7 @@ class DeepCrossNetwork(nn.Module):
 
 def click_loss(model, batch):
     r"""Mean binary cross-entropy of the model's click logits on ``batch = (X, clicks)``
-    (the ``loss_fn`` for :func:`optbook.train.fit`)."""
+    (the ``loss_fn`` for :func:`optbook.training.loop.fit`)."""
     X, clicks = batch[0], batch[1]
     return torch.nn.functional.binary_cross_entropy_with_logits(model(X), clicks)
 
@@ -581,7 +581,7 @@ def expected_ctr_at_k(scores, click_probability, query_ids, k: int = 10) -> floa
 def ddp_task(n_queries: int = 1500, products_per_query: int = 20, n_features: int = 216,
              test_queries: int = 300, seed: int = 0, outliers: int = 0, n_cross: int = 3,
              hidden=(128, 64), cross: str = "vector", k: int = 10):
-    r"""The reproduction's training job as an :class:`optbook.train.Task`.
+    r"""The reproduction's training job as an :class:`optbook.training.cli.Task`.
 
     Training log: ``synthetic_clicks(n_queries, products_per_query, n_features,
     seed=seed + 1, outliers=outliers)``; test log: ``test_queries`` queries with
@@ -593,7 +593,7 @@ def ddp_task(n_queries: int = 1500, products_per_query: int = 20, n_features: in
     """
     from torch.utils.data import TensorDataset
 
-    from .train import Task
+    from optbook.training.cli import Task
 
     train, test = ranking_data(n_queries, products_per_query, n_features, test_queries,
                                seed=seed, outliers=outliers)
