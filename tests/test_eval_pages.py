@@ -68,7 +68,7 @@ def test_the_converter():
         ```{code-cell} ipython3
         :tags: [hide-cell]
 
-        from optbook.pages import glue
+        from optbook.book.pages import glue
         gap = 0.5
         glue("gap", gap)
         glue("window_0.9", 1 / (1 - 0.9))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from optbook import pages
+from optbook.book import pages
 
 
 def test_full_run_follows_the_environment(monkeypatch):

@@ -919,11 +919,11 @@ Draw the contours of the Rosenbrock function (for instance over $-2 \le x \le 2$
 $-1 \le y \le 3$, with logarithmically spaced levels) and the path of your run on top,
 as one line through the logged points. Mark the start and the minimum $(1, 1)$ if you
 like. Keep the figure in the variable `fig` (for example from
-`fig, ax = plt.subplots()`). `optbook.plotting.contour_figure(rosenbrock, {"Adam":
+`fig, ax = plt.subplots()`). `optbook.book.surface_figures.contour_figure(rosenbrock, {"Adam":
 points})` draws such a figure for an array of points of shape `(n, 2)`."""),
         answer("D1-figure", """
 fig = ...""", """
-from optbook.plotting import contour_figure
+from optbook.book.surface_figures import contour_figure
 
 path = np.vstack([START, log[:, :2]])          # the start, then one point per iteration
 fig = contour_figure(rosenbrock, {"Adam, α = 0.001": path},
@@ -983,7 +983,7 @@ flattened to 784 inputs, two hidden layers of 256 and 128 ReLU units, and 10 out
         md(r"""
 ## The data, and the grader's short setting
 
-The setup cell loads the data with `optbook.idx.load_mnist()`, which works offline. It
+The setup cell loads the data with `optbook.training.idx.load_mnist()`, which works offline. It
 reads MNIST-format files from a folder you name (`load_mnist("path/to/folder")`, or the
 environment variable `OPTBOOK_MNIST_DIR`); failing that, it downloads the MNIST digits
 with torchvision when that is installed and you are online; and otherwise it uses
@@ -1008,8 +1008,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from optbook.device import pick_device
-from optbook.idx import load_mnist
+from optbook.book.device import pick_device
+from optbook.training.idx import load_mnist
 
 GRADING = os.environ.get("OPTBOOK_GRADING") == "1"     # set by the grader: short run
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -1382,13 +1382,13 @@ def iteration_table(path, surface_name):
 
 `contour_with_path(surface_name, paths)` draws the contours of the surface and, on top,
 one line per entry of `paths` (a dict mapping a label such as `"Adam"` to an array of
-shape `(n, 2)`), and returns the matplotlib `Figure`. `optbook.plotting.contour_figure`
+shape `(n, 2)`), and returns the matplotlib `Figure`. `optbook.book.surface_figures.contour_figure`
 does most of this; a legend and a marker for the start are welcome."""),
         answer("E-figure", '''
 def contour_with_path(surface_name, paths):
     """A Figure: the surface's contours with one line per path."""
     raise NotImplementedError("E: write contour_with_path")''', '''
-from optbook.plotting import contour_figure
+from optbook.book.surface_figures import contour_figure
 
 
 def contour_with_path(surface_name, paths):
