@@ -165,6 +165,18 @@ def _finish_curves(fig, ax, *, logy, xlabel, ylabel, title):
     return fig
 
 
+def two_panels(stacked: bool, figsize=None, *, side=((11.0, 4.2), (1.3, 1.0)),
+               above=((5.4, 6.6), (1.25, 1.0)), **subplots):
+    """A figure of two panels (a path and its loss curves, say): side by side, or with
+    ``stacked`` one above the other, narrow enough for a phone.  ``side`` and ``above``
+    give each layout's default size (inches) and the panels' size ratios; ``figsize``
+    overrides the size.  Returns ``(fig, (first, second))``."""
+    size, ratios = above if stacked else side
+    shape, key = ((2, 1), "height_ratios") if stacked else ((1, 2), "width_ratios")
+    return plt.subplots(*shape, figsize=figsize or size, gridspec_kw={key: list(ratios)},
+                        **subplots)
+
+
 def empty_axes(ax) -> None:
     """Remove what was plotted on ``ax`` (lines, texts, collections, legend, title) but
     keep the axes themselves, so that the next frame can be plotted on them.  Unlike

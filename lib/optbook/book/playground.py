@@ -46,7 +46,7 @@ import numpy as np
 from matplotlib.ticker import LogFormatter, NullFormatter
 
 from optbook.optimizers import OPTIMIZERS
-from optbook.book.figures import Backdrop, _pt, color_of, empty_axes, frame_png
+from optbook.book.figures import Backdrop, _pt, color_of, empty_axes, frame_png, two_panels
 from optbook.book.surface_figures import contour_figure
 from optbook.surfaces import SURFACES, Surface, trajectory
 
@@ -236,14 +236,9 @@ class PlaygroundCanvas:
             self._build(levels, figsize, dpi, stacked)
 
     def _build(self, levels, figsize, dpi, stacked):
-        if stacked:   # the loss panel under the path: narrow enough to read on a phone
-            self.fig, (self.ax_path, self.ax_loss) = plt.subplots(
-                2, 1, figsize=figsize or (5.4, 7.2), dpi=dpi * self.density,
-                gridspec_kw={"height_ratios": [1.0, 1.0]})
-        else:
-            self.fig, (self.ax_path, self.ax_loss) = plt.subplots(
-                1, 2, figsize=figsize or (10.0, 3.9), dpi=dpi * self.density,
-                gridspec_kw={"width_ratios": [1.0, 1.15]})
+        self.fig, (self.ax_path, self.ax_loss) = two_panels(
+            stacked, figsize, side=((10.0, 3.9), (1.0, 1.15)),
+            above=((5.4, 7.2), (1.0, 1.0)), dpi=dpi * self.density)
         contour_figure(self.surface, None, ax=self.ax_path, levels=levels)
         self.ax_path.grid(False)  # the contours are grid enough
         if stacked:

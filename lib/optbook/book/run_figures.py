@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+
 from optbook.book.figures import COLORS, _finish_curves, _pt
 
 # --- optimizers side by side -------------------------------------------------------

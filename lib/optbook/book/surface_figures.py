@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from optbook.book.figures import (
-    COLORS,
-    FramePNG,
-    _finish_curves,
-    _KeptFrames,
-    _path_color,
-    _pt,
-    color_of,
-    empty_axes,
-    plain_log_axis,
-)
+
+from optbook.book.figures import (COLORS, FramePNG, _finish_curves, _KeptFrames,
+                                  _path_color, _pt, color_of, empty_axes,
+                                  plain_log_axis, two_panels)
 
 
 def _draw_surface(ax, surface, *, resolution: int = 201, levels: int = 25,
@@ -125,12 +118,7 @@ def paths_and_losses_figure(surface, paths: dict, *, title: str | None = None,
     panel or only the ``"loss"`` panel, at ``legend_loc``.
     """
     _check_legend(legend)
-    if stacked:
-        fig, (ax_path, ax_loss) = plt.subplots(2, 1, figsize=figsize or (5.4, 6.6),
-                                               gridspec_kw={"height_ratios": [1.25, 1.0]})
-    else:
-        fig, (ax_path, ax_loss) = plt.subplots(1, 2, figsize=figsize or (11.0, 4.2),
-                                               gridspec_kw={"width_ratios": [1.3, 1.0]})
+    fig, (ax_path, ax_loss) = two_panels(stacked, figsize)
     _draw_surface(ax_path, surface, resolution=resolution, levels=levels, title=title)
     _draw_paths_and_losses(ax_path, ax_loss, surface, paths, loss_title=loss_title,
                            colors=colors, excess=excess, loss_floor=loss_floor,
@@ -320,12 +308,8 @@ def minibatch_path_figure(surface, path, reference=None, *, label: str = "mini-b
     phone) and the title is the top panel's; ``figsize`` defaults to (8.4, 3.4) inches
     side by side and (5.4, 6.6) stacked.
     """
-    if stacked:
-        fig, (ax_c, ax_l) = plt.subplots(2, 1, figsize=figsize or (5.4, 6.6),
-                                         gridspec_kw={"height_ratios": [1.25, 1]})
-    else:
-        fig, (ax_c, ax_l) = plt.subplots(1, 2, figsize=figsize or (8.4, 3.4),
-                                         gridspec_kw={"width_ratios": [1.15, 1]})
+    fig, (ax_c, ax_l) = two_panels(stacked, figsize, side=((8.4, 3.4), (1.15, 1)),
+                                   above=((5.4, 6.6), (1.25, 1)))
     X, Y, Z = surface.grid(161)
     ax_c.contour(X, Y, Z, levels=surface.contour_levels(18), cmap="Greys_r",
                  linewidths=0.7, alpha=0.8)

@@ -10,6 +10,7 @@ import random
 
 import numpy as np
 import torch
+
 from optbook.training.config import TRAJECTORY_FIELDS, TrainConfig
 
 _CHECKPOINT_FORMAT = "optbook.training/1"
@@ -34,17 +35,22 @@ def _set_rng_state(state: dict) -> None:
     np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
 
 
-def _save_atomic(obj, path: str) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+def _write_atomic(path: str, write) -> None:
+    """``write(tmp)`` to a temporary file next to ``path``, then rename it over ``path``:
+    a reader sees the old file or the whole new one, never a part."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _save_atomic(obj, path: str) -> None:
+    """``torch.save`` to ``path``, atomically (:func:`_write_atomic`)."""
+    _write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _check_resumable(saved: dict, config: TrainConfig, world_size: int, n: int, path) -> None:

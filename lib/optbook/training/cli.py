@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
-from optbook.training.checkpoint import _save_atomic
+
+from optbook.training.checkpoint import _save_atomic, _write_atomic
 from optbook.training.config import TrainConfig
 from optbook.training.loop import NonFiniteLossError, fit
 
@@ -141,11 +142,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _write_json_atomic(data: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+
+    _write_atomic(path, write)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -100,7 +100,6 @@ a :class:`Task`; :func:`regression_task` is a small built-in one)::
 set ``OMP_NUM_THREADS=1`` so the processes do not fight over the cores.)
 """
 
-
 from __future__ import annotations
 
 import contextlib
@@ -116,14 +115,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+
 from optbook.book.device import pick_device
-from optbook.training.checkpoint import (
-    _CHECKPOINT_FORMAT,
-    _check_resumable,
-    _rng_state,
-    _save_atomic,
-    _set_rng_state,
-)
+from optbook.training.checkpoint import (_CHECKPOINT_FORMAT, _check_resumable,
+                                         _rng_state, _save_atomic, _set_rng_state)
 from optbook.training.config import TrainConfig, _schedule
 
 # --------------------------------------------------------------------------------------
