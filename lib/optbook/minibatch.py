@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_int
 from .surfaces import Surface, Trajectory
 
 __all__ = ["updates_per_epoch", "minibatches", "logistic_data", "logistic_loss_and_grads",
@@ -49,9 +50,7 @@ __all__ = ["updates_per_epoch", "minibatches", "logistic_data", "logistic_loss_a
 
 
 def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Invalid {name}: {value!r} (must be a positive integer)")
-    return int(value)
+    return check_int(name, value, 1)
 
 
 # ------------------------------------------------------------------ batches and epochs

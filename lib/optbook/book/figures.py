@@ -11,6 +11,7 @@ for the plumbing (hidden with ``hide-input``).  Every helper returns the matplot
 from __future__ import annotations
 
 import io
+import numbers
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -247,6 +248,13 @@ class Backdrop:
                                 "RGBA", 0, 1)
 
 
+def check_colors(colors) -> None:
+    """``ValueError`` unless ``colors`` is a palette size PNG allows: an integer 2 to 256."""
+    if not (isinstance(colors, numbers.Integral) and not isinstance(colors, bool)
+            and 2 <= colors <= 256):
+        raise ValueError(f"Invalid colors: {colors!r} (must be an integer from 2 to 256)")
+
+
 def frame_png(image, density: int = 1, colors: int | None = None) -> FramePNG:
     """A PIL image as a :class:`FramePNG`: full colour, or with an adaptive palette of
     ``colors`` colours (2 to 256), about a third of the bytes for a figure of lines on
@@ -257,8 +265,7 @@ def frame_png(image, density: int = 1, colors: int | None = None) -> FramePNG:
     if colors is None:
         image.save(buf, format="png", compress_level=6)
     else:
-        if not (isinstance(colors, int) and 2 <= colors <= 256):
-            raise ValueError(f"Invalid colors: {colors!r} (must be an integer from 2 to 256)")
+        check_colors(colors)
         # octree keeps the few pixels of a thin line's colour that median cut merges away
         image.convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(
             buf, format="png", compress_level=6)
@@ -274,8 +281,8 @@ class _KeptFrames:
     def __init__(self, *, dpi: int, density: int, colors: int | None):
         if density not in (1, 2, 3):
             raise ValueError(f"density must be 1, 2 or 3 pixels per CSS pixel, got {density!r}")
-        if colors is not None and not (isinstance(colors, int) and 2 <= colors <= 256):
-            raise ValueError(f"Invalid colors: {colors!r} (must be an integer from 2 to 256)")
+        if colors is not None:
+            check_colors(colors)
         self.dpi, self.density, self.colors = dpi, density, colors
         self.fig = self._backdrop = None
 

@@ -38,7 +38,6 @@ the two-panel frame the playground page shows.
 from __future__ import annotations
 
 import io
-import numbers
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
@@ -46,7 +45,8 @@ import numpy as np
 from matplotlib.ticker import LogFormatter, NullFormatter
 
 from optbook.optimizers import OPTIMIZERS
-from optbook.book.figures import Backdrop, _pt, color_of, empty_axes, frame_png, two_panels
+from optbook.book.figures import (Backdrop, _pt, check_colors, color_of, empty_axes, frame_png,
+                                  two_panels)
 from optbook.book.surface_figures import contour_figure
 from optbook.surfaces import SURFACES, Surface, trajectory
 
@@ -289,9 +289,8 @@ class PlaygroundCanvas:
         third of the size of a full-colour PNG), e.g. for
         :func:`optbook.book.widgets.frame_slider`.  Drawn on a kept image of the contours
         (:class:`optbook.book.figures.Backdrop`): the same pixels as a full redraw."""
-        from PIL import Image
 
-        _check_colors(colors)
+        check_colors(colors)
         self.draw(trajectories, selected, title=title, loss_title=loss_title)
         if self._backdrop is None:   # the contours and the path panel's axes, kept
             self._backdrop = Backdrop(self.fig, self.ax_path, [self.ax_loss])
@@ -307,11 +306,6 @@ def playground_figure(surface, trajectories: Mapping, selected: str, *,
     """One playground frame as a new matplotlib Figure (see :class:`PlaygroundCanvas`)."""
     canvas = PlaygroundCanvas(surface, levels=levels, figsize=figsize)
     return canvas.draw(trajectories, selected, title=title, loss_title=loss_title)
-
-
-def _check_colors(colors) -> None:
-    if not (isinstance(colors, numbers.Integral) and 2 <= colors <= 256):
-        raise ValueError(f"Invalid colors: {colors!r} (must be an integer from 2 to 256)")
 
 
 def _palette_png(image, colors: int) -> bytes:
@@ -330,7 +324,7 @@ def compact_png(fig, dpi: int = 72, colors: int = 32) -> bytes:
     PNG, which matters when a page carries a hundred precomputed frames."""
     from PIL import Image
 
-    _check_colors(colors)
+    check_colors(colors)
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")

@@ -72,6 +72,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from optbook._checks import check_int as _check_int
+
 __all__ = ["PRICE_FEATURES", "RATE_FEATURES", "COUNT_FEATURES", "CLICK_PROBABILITY",
            "ClickLog", "synthetic_clicks", "Standardizer", "standardize", "CrossLayer",
            "DeepCrossNetwork", "ndcg_per_query", "ndcg_at_k", "click_loss",
@@ -92,12 +94,6 @@ _NAMED = PRICE_FEATURES + RATE_FEATURES + COUNT_FEATURES
 CLICK_PROBABILITY = (0.03, 0.10, 0.30, 0.60)
 _TOPICS = 4
 _GRADE_QUANTILES = (0.55, 0.80, 0.93)
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"Invalid {name}: {value!r} (must be an integer >= {minimum})")
-    return int(value)
 
 
 # ------------------------------------------------------------------------ the click log
@@ -466,8 +462,7 @@ _NO_RELEVANT = ("skip", "zero", "one")
 def _ranking_inputs(scores, name: str, values, query_ids, k):
     """Check a ranking metric's arguments: ``k`` a positive integer, three 1-D arrays of
     one length (``values`` is called ``name`` in the messages)."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"Invalid k: {k!r} (must be an integer >= 1)")
+    _check_int("k", k, 1)
     s = _as_1d("scores", scores)
     v = _as_1d(name, values)
     q = _as_1d("query_ids", query_ids, dtype=None)
