@@ -192,7 +192,8 @@ class InPlace:
             s, r = self.scratch
             for a in range(0, n, step):
                 b = min(a + step, n)
-                opt.kernel(fast_kernels.NUMPY_OPS, c, *(x[a:b] for x in arrays), s[:b - a], r[:b - a])
+                opt.kernel(fast_kernels.NUMPY_OPS, c, *(x[a:b] for x in arrays),
+                           s[:b - a], r[:b - a])
 
 
 def torch_optimizer(name, tensors, mode):

@@ -144,10 +144,11 @@ class Optimizer:
     A subclass passes its checked hyperparameters to ``__init__``, names its per-key
     buffers in ``buffers`` and calls its step function in ``apply``.  That is all a new
     optimizer needs.  For speed it may also give a ``kernel`` (its step function
-    rewritten with ``out=``, see :mod:`optbook.fast.kernels`) and ``constants(state, lr)``, the
-    scalars the kernel takes for one key; :meth:`update` then runs the kernel chunk by
-    chunk through the optimizer's scratch buffers, and ``apply`` only where the kernel
-    cannot go.  (A subclass that overrides ``apply`` but not ``kernel`` gets ``apply``.)
+    rewritten with ``out=``, see :mod:`optbook.fast.kernels`) and
+    ``constants(state, lr)``, the scalars the kernel takes for one key; :meth:`update`
+    then has :mod:`optbook.fast` run the kernel chunk by chunk through the optimizer's
+    scratch buffers (or as one C loop), and ``apply`` only where the kernel cannot go.
+    (A subclass that overrides ``apply`` but not ``kernel`` gets ``apply``.)
     """
 
     buffers: tuple[str, ...] = ()  #: per-parameter state arrays, e.g. ("m", "v")
