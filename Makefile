@@ -64,7 +64,7 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-# Offline MNIST-format data for exercise D2 (Debian's Fashion-MNIST; see optbook.idx).
+# Offline MNIST-format data for exercise D2 (Debian's Fashion-MNIST; see optbook.training.idx).
 data:
 	@test -d /usr/share/datasets/fashion-mnist || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
@@ -74,7 +74,7 @@ sandbox:
 	@command -v bwrap >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }
 
-# A C compiler, which builds optbook's one-pass optimizer loops (optbook.onepass; without
+# A C compiler, which builds optbook's one-pass optimizer loops (optbook.fast.onepass; without
 # one the optimizers fall back to their chunked NumPy path; the tests check both).
 compiler:
 	@command -v cc >/dev/null || command -v gcc >/dev/null || { apt-get update -qq && \

@@ -1,7 +1,7 @@
 """Sphinx extension: the book build runs every experiment at full size.
 
 Pages with an expensive experiment give students a quick version in JupyterLab
-(``optbook.pages.full_run()`` is False there). The kernels that execute the pages inherit
+(``optbook.book.pages.full_run()`` is False there). The kernels that execute the pages inherit
 this process's environment, so setting OPTBOOK_FULL_RUN=1 here, before any page runs,
 makes every build of the book — `make book`, a bare `jupyter-book build`, the tests — run
 the full experiments whose numbers the prose quotes.

@@ -1,6 +1,6 @@
 """Sphinx extension: slider frames become image files, fetched when first shown.
 
-A slider of the book (``optbook.widgets.frame_slider``) is a stack of precomputed
+A slider of the book (``optbook.book.widgets.frame_slider``) is a stack of precomputed
 frames. In the notebook each frame is an ``ipywidgets.Image`` that carries its PNG
 bytes, which is what JupyterLab needs. Left like that in the static site, every frame
 of every slider is inlined as base64 in the page's HTML: megabytes that the browser
@@ -12,7 +12,7 @@ After the build, this extension moves every such image out of the page into
 manager draws only the selected child of a ``Stack``, so a frame is fetched the first
 time a reader selects it, and the browser caches it like any image. Relative URLs work
 from a local server and from ``file://`` alike. Identical frames share one file. Each frame's alternative text
-(``optbook.widgets.Frame.alt``) goes into a small JSON map on the page, from which
+(``optbook.book.widgets.Frame.alt``) goes into a small JSON map on the page, from which
 ``offline_site``'s script sets the ``alt`` of the frame's ``<img>``.
 """
 
@@ -35,7 +35,7 @@ FORMATS = {"png": b"\x89PNG\r\n\x1a\n", "webp": b"RIFF", "jpeg": b"\xff\xd8\xff"
 def externalize(state: dict, page_dir: Path, outdir: Path, alts: dict | None = None) -> int:
     """Move the inline image bytes of ``state`` (a widget-state document) into files
     under ``outdir/_frames``; returns how many images were moved. The frames' ``alt``
-    texts (``optbook.widgets.Frame``) are collected in ``alts``, by URL."""
+    texts (``optbook.book.widgets.Frame``) are collected in ``alts``, by URL."""
     moved = 0
     alts = {} if alts is None else alts
     folder = outdir / FRAMES

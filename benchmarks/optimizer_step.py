@@ -16,7 +16,7 @@ flat array and as ~50 arrays of mixed sizes (like the weights and biases of a ne
   - NumPy in place (the same operations with ``out=``, whole arrays, full-size scratch),
   - NumPy in place in cache-sized chunks (32 Ki numbers, one thread),
   - the optbook classes on NumPy arrays: as they run by default (the whole step as one
-    C loop generated from the kernel, see optbook.onepass) and with that off (cache-sized
+    C loop generated from the kernel, see optbook.fast.onepass) and with that off (cache-sized
     chunks), both on ``--threads`` threads, and on torch tensors,
   - ``torch.optim`` with ``foreach=True`` and with ``fused=True``
   (times are medians of interleaved repetitions: every implementation is timed once per
@@ -53,6 +53,8 @@ import numpy as np
 import torch
 
 from optbook import optimizers as ob
+from optbook.fast import engine
+from optbook.fast import kernels as fast_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIMIZERS = ("Adam", "AdamW", "RMSprop", "Momentum")
@@ -63,7 +65,7 @@ HYPER = {"Adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8),
 #: Numbers read + written per parameter per step: (θ, g, state) in, (θ, state) out.
 ARRAYS_MOVED = {"SGD": 3, "Momentum": 5, "RMSprop": 5, "AdaGrad": 5, "Adam": 7, "AdamW": 7}
 #: Elementwise operations per parameter per step in optbook's kernels (one ufunc each:
-#: multiply, add, subtract, divide, square root), e.g. the 14 lines of _adam_kernel.
+#: multiply, add, subtract, divide, square root), e.g. the 14 lines of adam_kernel.
 OPS_PER_PARAMETER = {"SGD": 2, "Momentum": 5, "RMSprop": 9, "AdaGrad": 7, "Adam": 14,
                      "AdamW": 15}
 IMPLEMENTATIONS = ("chapter code (naive)", "optbook readable functions", "numpy in place",
@@ -190,7 +192,8 @@ class InPlace:
             s, r = self.scratch
             for a in range(0, n, step):
                 b = min(a + step, n)
-                opt.kernel(ob._NUMPY_OPS, c, *(x[a:b] for x in arrays), s[:b - a], r[:b - a])
+                opt.kernel(fast_kernels.NUMPY_OPS, c, *(x[a:b] for x in arrays),
+                           s[:b - a], r[:b - a])
 
 
 def torch_optimizer(name, tensors, mode):
@@ -340,7 +343,7 @@ def step_benchmark(name, n, layout, shapes, threads, repeats):
 
     def numpy_step(impl, opt, compiled=None):
         def run():
-            ob.set_compiled(compiled)  # None: optbook's default (the C loop)
+            engine.set_compiled(compiled)  # None: optbook's default (the C loop)
             opt.update(params[impl], grads)
         return run
 
@@ -359,7 +362,7 @@ def step_benchmark(name, n, layout, shapes, threads, repeats):
         steps["torch fused"] = torch_opts["fused"].step
     with torch.no_grad():
         samples = interleaved(steps, repeats)
-    ob.set_compiled(None)
+    engine.set_compiled(None)
 
     # Every implementation took the same number of steps on the same data: those that
     # run the readable operations must agree bitwise; the rest to float32 rounding.
@@ -524,10 +527,11 @@ def slider_frame(repeats):
 
     matplotlib.use("Agg")
 
-    from optbook.plotting import (PathsAndLossesFrames, book_style, figure_png,
-                                  paths_and_losses_figure)
+    from optbook.book.figures import book_style, figure_png
+    from optbook.book.surface_figures import (PathsAndLossesFrames,
+                                              paths_and_losses_figure)
     from optbook.surfaces import ill_conditioned_quadratic, trajectory
-    from optbook.widgets import frame_slider
+    from optbook.book.widgets import frame_slider
 
     book_style()
     valley = ill_conditioned_quadratic(kappa=100, name="narrow ravine")
@@ -614,7 +618,7 @@ def main_cuda(args, parser):
     repeats = args.repeats or (2 if args.quick else 11)
     results = {"machine": info, "settings": {
         "quick": args.quick, "sizes": sizes, "repeats": repeats, "dtype": "float32",
-        "torch_chunk_bytes": ob.TORCH_CHUNK_BYTES,
+        "torch_chunk_bytes": engine.TORCH_CHUNK_BYTES,
         "command": "python benchmarks/optimizer_step.py --cuda-only"},
         "bytes_per_parameter": {k: 4 * v for k, v in ARRAYS_MOVED.items()},
         "ops_per_parameter": OPS_PER_PARAMETER}
@@ -643,7 +647,7 @@ def main(argv=None):
     sizes = args.sizes or ([20_000, 100_000] if args.quick else [1_000_000, 10_000_000])
     repeats = args.repeats or (2 if args.quick else 11)
     torch.set_num_threads(args.threads)
-    ob.set_num_threads(args.threads)
+    engine.set_num_threads(args.threads)
     info = machine_info(args.threads)
     out = args.out or ROOT / "benchmarks" / "results" / f"cpu-{info['cpus']}core.json"
     started = time.perf_counter()
@@ -652,9 +656,9 @@ def main(argv=None):
 
     results = {"machine": info, "settings": {
         "quick": args.quick, "sizes": sizes, "repeats": repeats, "dtype": "float32",
-        "threads": args.threads, "chunk_bytes": ob.CHUNK_BYTES,
-        "c_loop": ob.compiled_status().split(" (")[0],
-        "torch_chunk_bytes": ob.TORCH_CHUNK_BYTES, "small_array": ob.SMALL_ARRAY,
+        "threads": args.threads, "chunk_bytes": engine.CHUNK_BYTES,
+        "c_loop": engine.compiled_status().split(" (")[0],
+        "torch_chunk_bytes": engine.TORCH_CHUNK_BYTES, "small_array": engine.SMALL_ARRAY,
         "mixed_arrays": {n: len(mixed_shapes(n)) for n in sizes},
         "command": "python benchmarks/optimizer_step.py" + (" --quick" if args.quick else "")},
         "bytes_per_parameter": {k: 4 * v for k, v in ARRAYS_MOVED.items()},

@@ -21,7 +21,7 @@ def book_build():
 
     Execution is cached (jupyter-cache), so this is quick when the code has not changed.
     The pages' full runs check the numbers their prose quotes against chapters/_results/
-    (optbook.pages.QuotedResults), which a student's quick run shows.
+    (optbook.book.pages.QuotedResults), which a student's quick run shows.
     """
     jb = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run(

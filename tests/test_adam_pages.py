@@ -13,8 +13,10 @@ import torch  # noqa: E402
 from numpy.testing import assert_allclose  # noqa: E402
 
 from optbook.optimizers import Adam, AdamW, adam_step  # noqa: E402
-from optbook.plotting import (COLORS, adam_moments_figure, adam_trace_figure,  # noqa: E402
-                              figure_png, paths_and_losses_figure, weight_decay_figure)
+from optbook.book.average_figures import (adam_moments_figure, adam_trace_figure,
+                                          weight_decay_figure)
+from optbook.book.figures import COLORS, figure_png
+from optbook.book.surface_figures import paths_and_losses_figure
 from optbook.surfaces import rosenbrock, trajectory  # noqa: E402
 
 

@@ -59,7 +59,7 @@ def fig_unanswered():
     return nb
 
 
-IMPORT = "from optbook.plotting import contour_figure"
+IMPORT = "from optbook.book.surface_figures import contour_figure"
 
 
 def import_in_own_cell():

@@ -1,5 +1,5 @@
 """Tests for the figure helpers of "Optimizers side by side" and "Common mistakes"
-(optbook.plotting), and for the facts those pages state about the optimizers: the
+(optbook.book), and for the facts those pages state about the optimizers: the
 extra memory per weight (checked against torch.optim's own state) and the size of
 the first steps of RMSprop and Adam."""
 
@@ -16,17 +16,11 @@ import pytest  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from optbook.optimizers import OPTIMIZERS, SGD, Adam, RMSprop  # noqa: E402
-from optbook.plotting import (  # noqa: E402
-    COLORS,
-    FAMILY_EDGES,
-    FAMILY_TREE,
-    bias_correction_compact_figure,
-    family_tree_figure,
-    figure_svg,
-    loss_grid_figure,
-    paths_and_losses_figure,
-    run_groups_figure,
-)
+from optbook.book.average_figures import bias_correction_compact_figure
+from optbook.book.figures import COLORS, figure_svg
+from optbook.book.run_figures import (FAMILY_EDGES, FAMILY_TREE, family_tree_figure,
+                                      loss_grid_figure, run_groups_figure)
+from optbook.book.surface_figures import paths_and_losses_figure
 from optbook.surfaces import Trajectory, quadratic, rosenbrock, trajectory  # noqa: E402
 
 

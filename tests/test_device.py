@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from optbook.device import describe, pick_device
+from optbook.book.device import describe, pick_device
 
 
 def test_default_follows_cuda_availability(monkeypatch):

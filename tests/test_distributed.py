@@ -1,6 +1,6 @@
 """Distributed data parallel: 2 processes under torchrun (gloo, CPU) against 1 process.
 
-``torchrun --nproc_per_node=2 -m optbook.train`` trains a task whose data set carries
+``torchrun --nproc_per_node=2 -m optbook.training`` trains a task whose data set carries
 each example's index, and whose loss function records the indices of every mini-batch
 it sees.  With the same global batch :math:`B`, the single-process run must be the same
 training run:
@@ -31,7 +31,7 @@ import textwrap
 import pytest
 import torch
 
-from optbook.train import main
+from optbook.training.cli import main
 
 N, BATCH, EPOCHS = 512, 64, 3
 TASK_KWARGS = json.dumps({"n": N})
@@ -43,7 +43,7 @@ SHARD_TASK = textwrap.dedent('''
     import torch
     from torch.utils.data import TensorDataset
 
-    from optbook.train import Task, regression_task
+    from optbook.training.cli import Task, regression_task
 
 
     def task(n=512):
@@ -77,7 +77,7 @@ def torchrun(tmp_path, flags, nproc=2, timeout=300):
     env.pop("WORLD_SIZE", None)
     env.pop("RANK", None)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", "-m", "optbook.train", *flags]
+               f"--nproc_per_node={nproc}", "-m", "optbook.training", *flags]
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -128,7 +128,7 @@ def test_two_processes_record_their_world(runs):
     assert two["samples_seen"] == [EPOCHS * N // 2] * 2
     assert runs["one"]["samples_seen"] == [EPOCHS * N]
     assert "x 2 process(es)" in runs["stdout"]          # rank 0 printed, once
-    assert runs["stdout"].count("optbook.train:") == 1
+    assert runs["stdout"].count("optbook.training:") == 1
 
 
 def test_ranks_see_disjoint_halves_of_each_global_batch(runs):

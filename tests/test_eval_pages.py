@@ -46,7 +46,7 @@ def test_every_eval_names_a_string_formatted_above_it_in_a_hidden_cell(page):
                 assert name in defined, f"{{eval}}`{name}` comes before the cell that formats it"
             continue
         hidden = bool(HIDDEN & set(cell.metadata.get("tags", [])))
-        # format(...) or str(...), or quoted(...): a full run's text (optbook.pages.QuotedResults)
+        # format(...) or str(...), or quoted(...): a full run's text (optbook.book.pages.QuotedResults)
         for name in re.findall(r"^\s*(\w+) = (?:format|str|quoted)\(", cell.source, re.M):
             assert hidden, f"{name} is formatted in a visible cell"
             defined.add(name)
@@ -69,7 +69,7 @@ def test_the_converter():
         ```{code-cell} ipython3
         :tags: [hide-cell]
 
-        from optbook.pages import glue
+        from optbook.book.pages import glue
         gap = 0.5
         glue("gap", gap)
         glue("window_0.9", 1 / (1 - 0.9))

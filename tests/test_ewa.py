@@ -4,7 +4,7 @@ independent reference (the explicit weighted sum)."""
 import numpy as np
 import pytest
 
-from optbook.data import SEED_TEMPERATURES, delhi_temperatures
+from optbook.book.data import SEED_TEMPERATURES, delhi_temperatures
 from optbook.ewa import effective_window, ewa, newest_share, weights, window_length
 
 

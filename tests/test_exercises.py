@@ -725,7 +725,7 @@ D1_MUTATIONS = [
      {"D1-run": [("*opt.m_hat, *opt.v_hat", "*opt.m, *opt.v")]},
      {"D1-first-row", "D1-iteration-10", "D1-iteration-100", "D1-iteration-1000"}),
     ("a path but no contours",
-     {"D1-figure": [("from optbook.plotting import contour_figure",
+     {"D1-figure": [("from optbook.book.surface_figures import contour_figure",
                      "def contour_figure(surface, paths, title=None):\n"
                      "    fig, ax = plt.subplots()\n"
                      "    for p in paths.values():\n"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from optbook.fraud import (AMOUNT_FEATURES, FLAG_FEATURES, RATE_FEATURES, fraud_data,
-                           best_loss, logistic_model, mean_loss, roc_auc,
-                           synthetic_transactions, train_until)
+from optbook.training.fraud import (AMOUNT_FEATURES, FLAG_FEATURES, RATE_FEATURES,
+                                    fraud_data, best_loss, logistic_model, mean_loss,
+                                    roc_auc, synthetic_transactions, train_until)
 
 
 def auc_by_pairs(scores, labels):

@@ -6,9 +6,9 @@ import struct
 import numpy as np
 import pytest
 
-from optbook import idx
-from optbook.idx import (FILES, IdxFormatError, MnistNotFoundError, load_mnist, read_idx,
-                         write_idx)
+from optbook.training import idx
+from optbook.training.idx import (FILES, IdxFormatError, MnistNotFoundError, load_mnist,
+                                  read_idx, write_idx)
 
 
 def hand_written_idx(path, array):

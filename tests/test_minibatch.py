@@ -20,8 +20,8 @@ from optbook.minibatch import (MinibatchRun, line_fit_path, line_fit_problem,  #
                                run_minibatch, scaled_lr, timings, updates_per_epoch)
 from optbook.models import init_linear  # noqa: E402
 from optbook.optimizers import SGD, Adam  # noqa: E402
-from optbook.plotting import (batch_size_color, batch_size_race_figure,  # noqa: E402
-                              minibatch_path_figure)
+from optbook.book.surface_figures import (batch_size_color, batch_size_race_figure,
+                                          minibatch_path_figure)
 
 from finite_differences import fd_gradients  # noqa: E402
 

@@ -12,8 +12,9 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
 from optbook.optimizers import SGD, MomentumSGD  # noqa: E402
-from optbook.plotting import (COLORS, _first_outside, effective_step_figure,  # noqa: E402
-                              gradient_average_figure, paths_and_losses_figure)
+from optbook.book.average_figures import effective_step_figure, gradient_average_figure
+from optbook.book.figures import COLORS
+from optbook.book.surface_figures import _first_outside, paths_and_losses_figure
 from optbook.surfaces import ill_conditioned_quadratic, ravine, trajectory  # noqa: E402
 
 

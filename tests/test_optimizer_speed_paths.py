@@ -1,7 +1,7 @@
 """The optimizers' fast paths: the classes run the readable step functions' operations
 with ``out=`` through a fixed scratch buffer, chunk by chunk (and, on NumPy, on several
 threads), or, for NumPy arrays, as one C loop generated from the same kernel
-(:mod:`optbook.onepass`).  Checked here: results bitwise equal to the readable functions
+(:mod:`optbook.fast.onepass`).  Checked here: results bitwise equal to the readable functions
 on every path; which path a step takes; the fall-back when the C loop cannot be built;
 no per-step allocation that grows with the number of parameters; the benchmark script
 runs and writes the results file the page reads.  No timing is asserted anywhere."""
@@ -24,8 +24,10 @@ import torch
 from numpy.testing import assert_array_equal
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from optbook import onepass
+from optbook.fast import onepass
 from optbook import optimizers as ob
+from optbook.fast import engine
+from optbook.fast import kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = ROOT / "benchmarks" / "optimizer_step.py"
@@ -97,25 +99,25 @@ def assert_bitwise_equal(opt, fast, slow, state):
 def small_chunks(monkeypatch):
     """Chunks of 1 Ki float32 numbers and no small-array exemption, so that arrays of
     a few thousand numbers already take many chunks and are split between threads."""
-    monkeypatch.setattr(ob, "CHUNK_BYTES", 4096)
-    monkeypatch.setattr(ob, "TORCH_CHUNK_BYTES", {"cpu": 4096, "cuda": 4096})
-    monkeypatch.setattr(ob, "SMALL_ARRAY", 1)
+    monkeypatch.setattr(engine, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(engine, "TORCH_CHUNK_BYTES", {"cpu": 4096, "cuda": 4096})
+    monkeypatch.setattr(engine, "SMALL_ARRAY", 1)
 
 
 @pytest.fixture
 def chunked():
     """The chunked NumPy path even for large steps (compiled kernels off)."""
-    ob.set_compiled(False)
+    engine.set_compiled(False)
     yield
-    ob.set_compiled(None)
+    engine.set_compiled(None)
 
 
 @pytest.fixture
 def compiled():
     """The C loop for NumPy steps, even where OPTBOOK_COMPILE=0 is set."""
-    ob.set_compiled(True)
+    engine.set_compiled(True)
     yield
-    ob.set_compiled(None)
+    engine.set_compiled(None)
 
 
 @pytest.fixture
@@ -137,16 +139,16 @@ def fresh_cache(monkeypatch, tmp_path):
     """An empty disk cache and no loop built yet in this process."""
     monkeypatch.setenv("OPTBOOK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(onepass, "_kernels", {})
-    monkeypatch.setattr(ob, "_compile_failure", None)
+    monkeypatch.setattr(engine, "_compile_failure", None)
     return tmp_path / "cache"
 
 
 @pytest.fixture(params=[1, 2, 3], ids=lambda n: f"{n}-threads")
 def threads(request):
-    before = ob.get_num_threads()
-    ob.set_num_threads(request.param)
+    before = engine.get_num_threads()
+    engine.set_num_threads(request.param)
     yield request.param
-    ob.set_num_threads(before)
+    engine.set_num_threads(before)
 
 
 # ----------------------------------------------------------- fast path == readable formulas
@@ -176,7 +178,7 @@ def test_real_chunk_sizes_and_threads(case, threads, chunked):
     """The library's own chunk sizes: 700,000 float32 numbers are 6 chunks, enough to
     be split between threads; plus arrays below SMALL_ARRAY, which take the readable
     step functions."""
-    opt, fast, slow, state = run_both(case, [(700, 1000), (ob.SMALL_ARRAY - 1,), (3,)],
+    opt, fast, slow, state = run_both(case, [(700, 1000), (engine.SMALL_ARRAY - 1,), (3,)],
                                       np.float32, steps=3)
     assert opt._scratch
     assert_bitwise_equal(opt, fast, slow, state)
@@ -241,7 +243,7 @@ def test_subclass_that_overrides_apply_is_not_bypassed(loop_calls):
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])
 def test_set_num_threads_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="Invalid number of threads"):
-        ob.set_num_threads(bad)
+        engine.set_num_threads(bad)
 
 
 # ------------------------------------------------------------- no allocation that grows
@@ -266,7 +268,7 @@ def test_step_allocates_no_more_for_ten_times_the_parameters(case, threads, path
     small, large = (peak_allocation_of_one_step(make(case), n) for n in (10**5, 10**6))
     # One float32 temporary of 10^6 numbers would be 4 MB; a scratch chunk is 512 KiB.
     # What a step allocates is bookkeeping (views, thread futures): a few KiB.
-    assert large < ob.CHUNK_BYTES // 8
+    assert large < engine.CHUNK_BYTES // 8
     assert large - small < 16 * 1024
 
 
@@ -415,13 +417,13 @@ def test_error_in_a_worker_thread_reaches_the_caller(small_chunks, chunked):
     def failing_kernel(xp, c, theta, g, s, r):
         if threading.get_ident() != main:
             raise ArithmeticError("raised in a worker thread")
-        ob._sgd_kernel(xp, c, theta, g, s, r)
+        kernels.sgd_kernel(xp, c, theta, g, s, r)
 
     class FailingSGD(ob.SGD):
         kernel = staticmethod(failing_kernel)
 
-    before = ob.get_num_threads()
-    ob.set_num_threads(2)
+    before = engine.get_num_threads()
+    engine.set_num_threads(2)
     try:
         opt = FailingSGD(lr=0.1)
         with pytest.raises(ArithmeticError, match="worker thread"):
@@ -429,7 +431,7 @@ def test_error_in_a_worker_thread_reaches_the_caller(small_chunks, chunked):
                 opt.update({"w": np.ones(100_000, np.float32)},
                            {"dw": np.ones(100_000, np.float32)})
     finally:
-        ob.set_num_threads(before)
+        engine.set_num_threads(before)
 
 
 def test_page_is_written_for_the_recorded_file():
@@ -471,7 +473,7 @@ def test_c_loop_is_bitwise_the_readable_step(case, dtype, threads, loop_calls):
     shapes = [(700, 1000), (300_001,), (3,), *MIXED]
     opt, fast, slow, state = run_both(case, shapes, dtype, steps=3)
     assert not opt._scratch, "the chunked path was taken instead of the C loop"
-    assert built(opt.kernel) and ob.compiled_status().startswith("on")
+    assert built(opt.kernel) and engine.compiled_status().startswith("on")
     assert sum(loop_calls) >= 3 * len(shapes) and len(loop_calls) <= 3 * threads
     assert_bitwise_equal(opt, fast, slow, state)
 
@@ -564,7 +566,7 @@ def test_split_between_threads_covers_every_number_once():
     jobs = [([a], (float(i),)) for i, a in enumerate(arrays)]
     total = sum(sizes)
     for parts in (1, 2, 3, 7):
-        split = ob._split(jobs, parts)
+        split = engine._split(jobs, parts)
         assert len(split) == parts
         counts = [sum(views[0].shape[0] for views, _ in part) for part in split]
         assert sum(counts) == total and max(counts) - min(counts) <= 1 + total // parts // 100
@@ -580,7 +582,7 @@ def test_compiling_can_be_switched_off_by_the_environment(monkeypatch, loop_call
     monkeypatch.setenv("OPTBOOK_COMPILE", "0")
     opt, fast, slow, state = run_both("RMSprop", [(70_000,), (9,)], np.float32, steps=2)
     assert opt._scratch and not loop_calls
-    assert ob.compiled_status() == "off: OPTBOOK_COMPILE=0"
+    assert engine.compiled_status() == "off: OPTBOOK_COMPILE=0"
     assert_bitwise_equal(opt, fast, slow, state)
 
 
@@ -598,7 +600,7 @@ def test_without_a_c_compiler_the_step_falls_back_once_with_a_warning(monkeypatc
         opt, fast, slow, state = run_both("AdamW", [(400, 1000), (300,)], np.float32, steps=3)
     assert len(attempts) == 1 and opt._scratch
     assert_bitwise_equal(opt, fast, slow, state)
-    assert "simulated: no C compiler" in ob.compiled_status()
+    assert "simulated: no C compiler" in engine.compiled_status()
     opt, fast, slow, state = run_both("Momentum", [(5000,)], np.float64, steps=2)
     assert len(attempts) == 1 and opt._scratch
     assert_bitwise_equal(opt, fast, slow, state)
@@ -611,18 +613,18 @@ def test_a_compiler_that_fails_names_itself(monkeypatch, fresh_cache, tmp_path):
     fake.chmod(0o755)
     monkeypatch.setenv("CC", str(fake))
     with pytest.raises(onepass.CompileError, match="broken-cc failed: fatal: simulated"):
-        onepass.compile_kernel(ob._sgd_kernel, (0.1,), (), np.float32)
+        onepass.compile_kernel(kernels.sgd_kernel, (0.1,), (), np.float32)
     assert not list(fresh_cache.glob("*.so"))  # no half-written library left behind
 
 
 def test_built_loops_are_cached_on_disk(monkeypatch, fresh_cache):
     """The second process (here: an emptied in-process table) loads the library built
     by the first instead of running the compiler again."""
-    first = onepass.compile_kernel(ob._rmsprop_kernel, (0.1, 0.9, 1e-8), ("v",), np.float64)
+    first = onepass.compile_kernel(kernels.rmsprop_kernel, (0.1, 0.9, 1e-8), ("v",), np.float64)
     assert first.library.parent == fresh_cache and first.library.exists()
     monkeypatch.setattr(onepass, "_kernels", {})
     monkeypatch.setattr(onepass.subprocess, "run", lambda *a, **k: pytest.fail("compiled again"))
-    again = onepass.compile_kernel(ob._rmsprop_kernel, (0.2, 0.5, 1e-7), ("v",), np.float64)
+    again = onepass.compile_kernel(kernels.rmsprop_kernel, (0.2, 0.5, 1e-7), ("v",), np.float64)
     assert again.library == first.library
 
 
@@ -631,7 +633,7 @@ def test_an_unusable_cache_directory_falls_back_to_a_temporary_one(monkeypatch, 
     blocker.write_text("not a directory")
     monkeypatch.setenv("OPTBOOK_CACHE", str(blocker / "cache"))
     monkeypatch.setattr(onepass, "_kernels", {})
-    step = onepass.compile_kernel(ob._sgd_kernel, (0.5,), (), np.float32)
+    step = onepass.compile_kernel(kernels.sgd_kernel, (0.5,), (), np.float32)
     theta, g = np.ones(10, np.float32), np.full(10, 2.0, np.float32)
     step([([theta, g], (0.5,))])
     assert np.all(theta == 0.0) and not str(step.library).startswith(str(blocker))
@@ -639,7 +641,7 @@ def test_an_unusable_cache_directory_falls_back_to_a_temporary_one(monkeypatch, 
 
 def test_c_source_is_the_kernel_line_by_line():
     """The generated loop body is the kernel's operations, in order, one per line."""
-    source = onepass.c_source(ob._adam_kernel, (1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001),
+    source = onepass.c_source(kernels.adam_kernel, (1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001),
                               ("m", "v"), np.float64)
     body = [line.strip() for line in source.splitlines() if line.strip().startswith(
         ("m =", "v =", "s =", "r =", "theta ="))]
@@ -657,11 +659,11 @@ def test_c_source_is_the_kernel_line_by_line():
     (np.float32, ("double",), "'double' cannot name a C variable")])
 def test_c_source_rejects_what_it_cannot_write(dtype, buffers, message):
     with pytest.raises(ValueError, match=message):
-        onepass.c_source(ob._momentum_kernel, (0.1, 0.9, False), buffers, dtype)
+        onepass.c_source(kernels.momentum_kernel, (0.1, 0.9, False), buffers, dtype)
 
 
 def test_c_loop_checks_its_jobs():
-    step = onepass.compile_kernel(ob._momentum_kernel, (0.1, 0.9, False), ("m",), np.float32)
+    step = onepass.compile_kernel(kernels.momentum_kernel, (0.1, 0.9, False), ("m",), np.float32)
     a = np.zeros(8, np.float32)
     with pytest.raises(ValueError, match="same length"):
         step([([a, a[:4].copy(), a.copy()], (0.1, 0.9, False))])
@@ -674,7 +676,7 @@ def test_c_loop_checks_its_jobs():
 @pytest.mark.parametrize("bad", [1, "yes", 0.0])
 def test_set_compiled_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="Invalid compiled setting"):
-        ob.set_compiled(bad)
+        engine.set_compiled(bad)
 
 
 def test_module_examples_run():
@@ -698,12 +700,12 @@ def test_a_shared_temporary_directory_open_to_others_is_not_used(monkeypatch, tm
     shared.mkdir()
     shared.chmod(0o777)
     with pytest.raises(onepass.CompileError, match="no writable cache directory"):
-        onepass.compile_kernel(ob._sgd_kernel, (0.5,), (), np.float32)
+        onepass.compile_kernel(kernels.sgd_kernel, (0.5,), (), np.float32)
     assert not list(shared.iterdir())
 
 
 def test_c_loop_refuses_read_only_outputs():
-    step = onepass.compile_kernel(ob._momentum_kernel, (0.1, 0.9, False), ("m",), np.float32)
+    step = onepass.compile_kernel(kernels.momentum_kernel, (0.1, 0.9, False), ("m",), np.float32)
     theta, g, m = np.ones(8, np.float32), np.ones(8, np.float32), np.zeros(8, np.float32)
     m.flags.writeable = False
     with pytest.raises(ValueError, match="must be writeable"):

@@ -30,8 +30,8 @@ from torch.optim import lr_scheduler as tls
 from optbook import ewa as ewa_lib
 from optbook.optimizers import AdamW
 from optbook.schedules import CosineAnnealingSchedule, OneCycleSchedule, lr_curve
-from optbook.torch_loops import (nonlinear_regression, relu_mlp, top_hessian_eigenvalue,
-                                 train_with_schedule)
+from optbook.training.torch_loops import (nonlinear_regression, relu_mlp,
+                                          top_hessian_eigenvalue, train_with_schedule)
 
 
 # ------------------------------------------------------------------ AdamW, two forms

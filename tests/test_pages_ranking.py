@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from optbook.optimizers import adam_step
-from optbook.ranking import DeepCrossNetwork, click_loss
+from optbook.training.ranking import DeepCrossNetwork, click_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 NARRATIVE = ROOT / "chapters" / "12-case-study-search-ranking.md"

@@ -2,7 +2,7 @@
 
 "Optimizers side by side" (8.9) and the playground page (Appendix B) start every
 optimizer on every surface from a tuned α.  Both must get it from the same function,
-``optbook.playground.tuned_lr``, called the same way (same grid, steps, criterion and
+``optbook.book.playground.tuned_lr``, called the same way (same grid, steps, criterion and
 hyperparameters), so that they agree; and no tuned α may sit at an end of its grid,
 where the best value could lie beyond it.  The worked Adam example (8.8) says that at
 t = 40 the bias-corrected v̂ is close to the plain mean of all squared gradients so far
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optbook import playground
+from optbook.book import playground
 from optbook.optimizers import adam_step
-from optbook.playground import (LOSS_FLOOR, OPTIMIZER_NAMES, SURFACE_NAMES, TUNING_GRID,
-                                TUNING_STEPS, best_lr, tuned_lr)
+from optbook.book.playground import (LOSS_FLOOR, OPTIMIZER_NAMES, SURFACE_NAMES,
+                                     TUNING_GRID, TUNING_STEPS, best_lr, tuned_lr)
 from optbook.surfaces import SURFACES, trajectory
 from optbook.optimizers import SGD
 
@@ -104,7 +104,7 @@ def test_the_page_tunes_with_tuned_lr_called_plainly(page):
     the function's own, the same on both pages."""
     tree = ast.parse(code_of(page))
     imports = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-               and node.module == "optbook.playground" for alias in node.names}
+               and node.module == "optbook.book.playground" for alias in node.names}
     assert "tuned_lr" in imports
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
              and getattr(node.func, "id", None) == "tuned_lr"]

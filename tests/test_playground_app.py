@@ -39,11 +39,12 @@ import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from optbook import optimizers, playground, surfaces  # noqa: E402
+from optbook import optimizers, surfaces  # noqa: E402
+from optbook.book import playground  # noqa: E402
 from optbook.grade.checks import load_checks  # noqa: E402
 from optbook.grade.judge import judge_value  # noqa: E402
 from optbook.grade.probe import plain  # noqa: E402
-from optbook.playground import tuned_lr  # noqa: E402
+from optbook.book.playground import tuned_lr  # noqa: E402
 from site_helpers import open_offline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +177,7 @@ def test_unknown_names_are_named(args, bad):
         core.run(*args, {}, (0.5, 0.5), 3)
 
 
-# ======================================================= optbook.playground (shared with the book)
+# ======================================================= optbook.book.playground (shared with the book)
 def test_each_optimizer_takes_the_hyperparameters_listed():
     for name, cls in optimizers.OPTIMIZERS.items():
         taken = [p for p in inspect.signature(cls).parameters if p != "nesterov"]
@@ -273,7 +274,7 @@ def test_canvas_frames_are_a_full_redraw_of_the_same_figure():
 
 def test_compact_png_is_a_smaller_palette_png():
     from PIL import Image
-    from optbook.plotting import figure_png
+    from optbook.book.figures import figure_png
 
     def fig():
         return playground.playground_figure("rosenbrock", playground.runs(

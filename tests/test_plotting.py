@@ -12,8 +12,8 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from optbook.optimizers import SGD, Adam, MomentumSGD  # noqa: E402
-from optbook.plotting import (PathsAndLossesFrames, _decade_label,  # noqa: E402
-                              paths_and_losses_figure, plain_log_axis)
+from optbook.book.figures import _decade_label, plain_log_axis
+from optbook.book.surface_figures import PathsAndLossesFrames, paths_and_losses_figure
 from optbook.surfaces import ill_conditioned_quadratic, rosenbrock, trajectory  # noqa: E402
 
 SUPER = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
@@ -141,8 +141,9 @@ def phone_px(text, fig) -> float:
 def stacked_frames():
     """The stacked frames the pages show, each as its figure after one frame."""
     from optbook.minibatch import line_fit_path, line_fit_problem, line_fit_surface
-    from optbook.playground import PlaygroundCanvas, runs
-    from optbook.plotting import FRAME_STYLE, MinibatchPathFrames
+    from optbook.book.playground import PlaygroundCanvas, runs
+    from optbook.book.figures import FRAME_STYLE
+    from optbook.book.surface_figures import MinibatchPathFrames
 
     with plt.rc_context(FRAME_STYLE):
         paths_frames = PathsAndLossesFrames(VALLEY, stacked=True, legend="loss",
@@ -186,7 +187,7 @@ def test_side_by_side_frames_were_too_small_on_a_phone():
 
 def test_text_sizes_follow_the_base_font():
     """Under book_style a helper's sizes are those it names; in FRAME_STYLE, 1.25 times."""
-    from optbook.plotting import FRAME_STYLE, book_style
+    from optbook.book.figures import FRAME_STYLE, book_style
 
     with plt.rc_context():      # book_style changes rcParams: only for this test
         book_style()
@@ -201,7 +202,7 @@ def test_text_sizes_follow_the_base_font():
 
 
 def test_frames_at_a_density_are_that_many_times_larger_and_say_so():
-    from optbook.plotting import FramePNG
+    from optbook.book.figures import FramePNG
 
     for density in (1, 2):
         make = PathsAndLossesFrames(VALLEY, stacked=True, density=density, colors=64)
@@ -218,7 +219,7 @@ def test_frames_at_a_density_are_that_many_times_larger_and_say_so():
 
 def test_minibatch_frames_are_a_full_redraw_of_the_stacked_figure():
     from optbook.minibatch import line_fit_path, line_fit_problem, line_fit_surface
-    from optbook.plotting import MinibatchPathFrames, minibatch_path_figure
+    from optbook.book.surface_figures import MinibatchPathFrames, minibatch_path_figure
 
     x, y = line_fit_problem(N=200, seed=0)
     surface = line_fit_surface(x, y)

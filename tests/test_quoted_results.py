@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from optbook import pages
+from optbook.book import pages
 
 
 def test_full_run_follows_the_environment(monkeypatch):
@@ -73,3 +73,10 @@ def test_the_suites_book_build_checks_the_quoted_numbers():
 
     conftest = (Path(__file__).parent / "conftest.py").read_text()
     assert f'"{pages.CHECK_RESULTS_ENV}": "1"' in conftest
+
+
+def test_the_results_folder_is_the_chapters():
+    from pathlib import Path
+
+    assert pages.RESULTS_DIR == Path(__file__).resolve().parents[1] / "chapters" / "_results"
+    assert sorted(p.stem for p in pages.RESULTS_DIR.glob("*.json"))

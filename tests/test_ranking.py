@@ -11,10 +11,12 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from optbook.ranking import (CLICK_PROBABILITY, COUNT_FEATURES, PRICE_FEATURES, RATE_FEATURES,
-                             CrossLayer, DeepCrossNetwork, Standardizer, click_loss, ddp_task,
-                             expected_ctr_at_k, ndcg_at_k, ndcg_per_query, ranking_data,
-                             ranking_scores, standardize, synthetic_clicks)
+from optbook.training.ranking import (CLICK_PROBABILITY, COUNT_FEATURES, PRICE_FEATURES,
+                                      RATE_FEATURES, CrossLayer, DeepCrossNetwork,
+                                      Standardizer, click_loss, ddp_task,
+                                      expected_ctr_at_k, ndcg_at_k, ndcg_per_query,
+                                      ranking_data, ranking_scores, standardize,
+                                      synthetic_clicks)
 
 
 # ----------------------------------------------------------------------- NDCG: references
@@ -383,7 +385,9 @@ def test_ranking_data_standardises_with_training_statistics():
 
 # ----------------------------------------------------------------------- the torchrun task
 def test_ddp_task_trains_with_the_pipeline(tmp_path):
-    from optbook.train import Task, TrainConfig, fit, main
+    from optbook.training.cli import Task, main
+    from optbook.training.config import TrainConfig
+    from optbook.training.loop import fit
 
     kwargs = dict(n_queries=40, products_per_query=8, test_queries=20, hidden=(16,))
     task = ddp_task(**kwargs)
@@ -397,7 +401,7 @@ def test_ddp_task_trains_with_the_pipeline(tmp_path):
     # the same task from the command line (one process) gives the same run
     import json
     out = tmp_path / "r.json"
-    assert main(["--task", "optbook.ranking:ddp_task", "--task-kwargs", json.dumps(kwargs),
+    assert main(["--task", "optbook.training.ranking:ddp_task", "--task-kwargs", json.dumps(kwargs),
                  "--epochs", "2", "--batch-size", "64", "--lr", "3e-3", "--device", "cpu",
                  "--out", str(out)]) == 0
     saved = json.loads(out.read_text())

@@ -1,6 +1,6 @@
 """Tests for what the 8.7 schedules page and the PyTorch page add to the library:
-``optbook.torch_loops`` (the warm-up experiment's data, model, training loop and
-sharpness) and the figure helpers appended to ``optbook.plotting`` for those pages.
+``optbook.training.torch_loops`` (the warm-up experiment's data, model, training loop and
+sharpness) and the figure helpers appended to ``optbook.book`` for those pages.
 
 Closed forms and independent computations are the reference wherever there is one: the
 Hessian of a linear least-squares loss, the full Hessian of a tiny network from
@@ -20,12 +20,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from optbook.plotting import (loss_panels_figure, schedule_frame_figure,  # noqa: E402
-                              schedules_figure, warmup_runs_figure)
+from optbook.book.run_figures import (loss_panels_figure, schedule_frame_figure,
+                                      schedules_figure, warmup_runs_figure)
 from optbook.schedules import (CosineAnnealingSchedule, WarmupCosineSchedule,  # noqa: E402
                                lr_curve)
-from optbook.torch_loops import (TrainRun, nonlinear_regression, relu_mlp,  # noqa: E402
-                                 top_hessian_eigenvalue, train_with_schedule)
+from optbook.training.torch_loops import (TrainRun, nonlinear_regression, relu_mlp,
+                                          top_hessian_eigenvalue, train_with_schedule)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""optbook.train: the training pipeline, against independent torch references.
+"""optbook.training: the training pipeline, against independent torch references.
 
 The references are written here from torch's parts: ``torch.optim.lr_scheduler`` for
 the learning-rate schedule, and hand-written loops with ``torch.optim.AdamW`` /
@@ -24,11 +24,14 @@ import torch
 from torch.optim import lr_scheduler as tls
 from torch.utils.data import TensorDataset
 
-import optbook.train
+import optbook.training.cli
+import optbook.training.config
+import optbook.training.loop
 from optbook.minibatch import scaled_lr as minibatch_scaled_lr
 from optbook.schedules import WarmupCosineSchedule
-from optbook.train import (NonFiniteLossError, Task, TrainConfig, fit, load_task, lr_at,
-                           main, regression_task, scaled_lr)
+from optbook.training.cli import Task, load_task, main, regression_task
+from optbook.training.config import TrainConfig, lr_at, scaled_lr
+from optbook.training.loop import NonFiniteLossError, fit
 
 CPU = torch.device("cpu")
 
@@ -532,26 +535,28 @@ def test_progress_line_shows_loss_and_lr(capsys):
 
 
 def test_module_examples_run():
-    assert doctest.testmod(optbook.train).failed == 0
+    for module in (optbook.training.loop, optbook.training.config):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
 
 
 # ------------------------------------------------------------------ tasks and the command line
 def test_load_task_errors_name_the_problem():
     with pytest.raises(ValueError, match="must look like"):
-        load_task("optbook.train")
+        load_task("optbook.training")
     with pytest.raises(ValueError, match="cannot import 'no_such_module_xyz'"):
         load_task("no_such_module_xyz:task")
     with pytest.raises(ValueError, match="has no function 'nothing'"):
-        load_task("optbook.train:nothing")
-    with pytest.raises(TypeError, match="must return optbook.train.Task"):
-        load_task("optbook.train:lr_at", {"step": 0, "total_steps": 1,
+        load_task("optbook.training:nothing")
+    with pytest.raises(TypeError, match="must return optbook.training.cli.Task"):
+        load_task("optbook.training.config:lr_at", {"step": 0, "total_steps": 1,
                                           "config": TrainConfig()})
-    assert isinstance(load_task("optbook.train:regression_task", {"n": 64}), Task)
+    assert isinstance(load_task("optbook.training.cli:regression_task", {"n": 64}), Task)
 
 
 def test_command_line_writes_the_result_and_weights(tmp_path, capsys):
     out, weights = tmp_path / "result.json", tmp_path / "w.pt"
-    status = main(["--task", "optbook.train:regression_task", "--task-kwargs", '{"n": 256}',
+    status = main(["--task", "optbook.training.cli:regression_task", "--task-kwargs", '{"n": 256}',
                    "--epochs", "2", "--batch-size", "32", "--lr", "0.004", "--clip-norm", "1", "--warmup-steps", "4",
                    "--betas", "0.8", "0.99", "--device", "cpu", "--out", str(out),
                    "--save-weights", str(weights)])
@@ -572,19 +577,19 @@ def test_command_line_writes_the_result_and_weights(tmp_path, capsys):
 
 
 def test_command_line_reports_divergence(capsys):
-    status = main(["--task", "optbook.train:regression_task", "--lr", "50",
+    status = main(["--task", "optbook.training.cli:regression_task", "--lr", "50",
                    "--optimizer", "sgd", "--warmup-steps", "0", "--device", "cpu"])
     assert status == 1
-    assert "optbook.train: The " in capsys.readouterr().err
+    assert "optbook.training: The " in capsys.readouterr().err
 
 
 def test_command_line_names_bad_settings(capsys):
     with pytest.raises(SystemExit) as info:
-        main(["--task", "optbook.train:regression_task", "--optimizer", "adam"])
+        main(["--task", "optbook.training.cli:regression_task", "--optimizer", "adam"])
     assert info.value.code == 2
     assert "Invalid optimizer: 'adam'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["--task", "optbook.train:no_such_task"])
+        main(["--task", "optbook.training:no_such_task"])
     assert "has no function 'no_such_task'" in capsys.readouterr().err
 
 
@@ -599,6 +604,6 @@ def test_data_loader_workers_do_not_change_the_run():
 
 
 def test_config_fields_all_reachable_from_the_command_line():
-    parser = optbook.train._parser()
+    parser = optbook.training.cli._parser()
     dests = {a.dest for a in parser._actions}
     assert {f.name for f in dataclasses.fields(TrainConfig)} <= dests

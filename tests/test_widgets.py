@@ -4,7 +4,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pytest
 
-from optbook.widgets import frame_slider, png_size
+from optbook.book.widgets import frame_slider, png_size
 
 
 def _render(**values):
@@ -88,7 +88,7 @@ def test_named_axes_can_be_buttons_or_a_drop_down_linked_like_sliders():
     assert len(links) == 1 + len(middle) + len(inner)
     # the frame under (optimizer, surface, alpha) = (AdaGrad, beale, 0.01) is that combination's
     frame = outer.children[2].children[1].children[0]
-    from optbook.plotting import FRAME_STYLE, figure_png
+    from optbook.book.figures import FRAME_STYLE, figure_png
     with plt.rc_context(FRAME_STYLE):   # frames are drawn in the frame style
         reference = _render(optimizer="AdaGrad", surface="beale", alpha=0.01)
         # drawn at twice the pixels (sharp on high-DPI screens), shown at the size of dpi=90
@@ -116,7 +116,7 @@ def test_density_must_be_a_small_whole_number():
 
 
 def test_render_may_return_png_bytes():
-    from optbook.plotting import figure_png
+    from optbook.book.figures import figure_png
 
     pngs = {v: figure_png(_render(beta=v), dpi=40) for v in (0.5, 0.9)}
     box = frame_slider(lambda beta: pngs[beta], beta=[0.5, 0.9])
@@ -154,7 +154,7 @@ def test_every_frame_says_what_it_shows():
 def test_frames_are_drawn_in_the_frame_style_unless_told_otherwise():
     """Frames are read on phones, shrunk to the column: frame_slider draws them with
     FRAME_STYLE's larger text; style=None keeps the page's own."""
-    from optbook.plotting import FRAME_STYLE
+    from optbook.book.figures import FRAME_STYLE
 
     sizes = []
 
@@ -172,7 +172,7 @@ def test_frames_are_drawn_in_the_frame_style_unless_told_otherwise():
 def test_png_bytes_drawn_at_a_density_are_shown_that_much_smaller():
     """A FramePNG says how many pixels it has per CSS pixel; plain bytes are shown as
     they are."""
-    from optbook.plotting import FramePNG, figure_png
+    from optbook.book.figures import FramePNG, figure_png
 
     png = figure_png(_render(beta=1), dpi=80)
     width = png_size(png)[0]

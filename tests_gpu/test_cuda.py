@@ -24,8 +24,10 @@ import pytest
 import torch
 
 from optbook import optimizers as ob
-from optbook.device import describe, pick_device
-from optbook.train import NonFiniteLossError, TrainConfig, fit, regression_task
+from optbook.book.device import describe, pick_device
+from optbook.training.cli import regression_task
+from optbook.training.config import TrainConfig
+from optbook.training.loop import NonFiniteLossError, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -213,7 +215,9 @@ def test_divergence_on_cuda_raises_the_named_error():
 DDP_SCRIPT = textwrap.dedent("""
     import json, sys
     import torch, torch.distributed as dist
-    from optbook.train import TrainConfig, fit, regression_task
+    from optbook.training.cli import regression_task
+    from optbook.training.config import TrainConfig
+    from optbook.training.loop import fit
     dist.init_process_group("nccl", device_id=torch.device("cuda", 0))
     t = regression_task(n=512, features=6, hidden=32)
     r = fit(t.model, t.dataset, t.loss_fn,

@@ -400,9 +400,9 @@ def convert(text: str, page_name: str = "page") -> tuple[str, list[str], list[st
     # 6. the import of glue, once no call is left
     text = "\n".join(lines)
     if not re.search(r"\bglue\(", "\n".join(ln for c in code_cells(lines) for ln in c.lines)):
-        text, n = re.subn(r"^from optbook\.pages import glue\n", "", text, flags=re.M)
+        text, n = re.subn(r"^from optbook\.book\.pages import glue\n", "", text, flags=re.M)
         if not n:
-            text = re.sub(r"^(from optbook\.pages import .*)\bglue, |, glue\b", r"\1", text, flags=re.M)
+            text = re.sub(r"^(from optbook\.book\.pages import .*)\bglue, |, glue\b", r"\1", text, flags=re.M)
 
     # 7. the front matter: inline execution
     header_end = text.index("\n---\n", 3)

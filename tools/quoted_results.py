@@ -3,7 +3,7 @@
     python tools/quoted_results.py chapters/02-fraud-story-measured.md [...]
 
 runs each page top to bottom in a fresh kernel at full size (OPTBOOK_FULL_RUN=1) with
-OPTBOOK_WRITE_RESULTS=1, which makes ``optbook.pages.QuotedResults`` write
+OPTBOOK_WRITE_RESULTS=1, which makes ``optbook.book.pages.QuotedResults`` write
 ``chapters/_results/<page>.json``. Run it after changing such an experiment; the book
 build (a full run) then checks the file against the code and fails where they differ.
 """

@@ -1,31 +1,37 @@
 """optbook: the library that grows out of Chapter 8, "Optimization".
 
-Modules follow the order in which the chapter teaches them:
+The library is sorted by who reads it.  This top level is for **students**: what the
+chapter teaches, in the order it teaches it, written to be read beside the pages.
 
 ========================  =====================================================
 ``optbook.notation``      the book's one notation table (symbols ↔ code names)
 ``optbook.minibatch``     8.1 mini-batches, the batch-size experiments, LR scaling rules
 ``optbook.ewa``           8.3 exponentially weighted averages
-``optbook.optimizers``    8.4–8.6 SGD, momentum, RMSprop, AdaGrad, Adam, AdamW (readable
-                          steps; the classes run them in place, in chunks — Appendix A)
-``optbook.onepass``       the optimizers' kernels traced into one C loop per step (Appendix A)
+``optbook.optimizers``    8.4–8.6 SGD, momentum, RMSprop, AdaGrad, Adam, AdamW: the
+                          readable step functions and the classes that run them
 ``optbook.schedules``     8.7 learning-rate schedules
 ``optbook.surfaces``      2-D loss surfaces for figures and the playground
-``optbook.plotting``      figure helpers shared by the chapter pages
-``optbook.widgets``       sliders that also work in the static site
 ``optbook.models``        small models with hand-written gradients (the comparison problem)
-``optbook.torch_loops``   small PyTorch models and a scheduled training loop (8.7 warm-up)
-``optbook.train``         Create: the training pipeline — AdamW, warm-up → cosine, clipping,
-                          LR scaling, checkpoints, DDP (python -m optbook.train)
-``optbook.ranking``       the search-ranking case study: click data, DCN, NDCG@10
-``optbook.fraud``         the opening's fraud story: transactions, ROC AUC, time to target
-``optbook.playground``    what the playground app and page share
-``optbook.data``          small generated data sets (no downloads)
-``optbook.idx``           MNIST-format (IDX) files that load offline (exercise D2)
-``optbook.device``        where PyTorch runs: CUDA when present, else the CPU
-``optbook.pages``         plumbing for the pages (glue)
-``optbook.grade``         the instructors' grader (python -m optbook.grade)
-``optbook.check``         the students' self-check (python -m optbook.check)
+``optbook.beyond_adam``   8.11 NAdam, RAdam, Adafactor, Lion, Schedule-Free AdamW
+``optbook.muon``          8.11 Muon: momentum orthogonalised by Newton–Schulz
+``optbook.tuning``        8.12 the learning-rate range test, the gradient noise scale
+``optbook.averaging``     8.12 weight averaging: EMA and SWA
+``optbook.precision``     8.12 bfloat16 and optimizer state, fp32 master weights
+``optbook.check``         the students' self-check (``python -m optbook.check``)
+========================  =====================================================
+
+The sub-packages serve the other readers:
+
+========================  =====================================================
+``optbook.fast``          the speed engine the optimizer classes delegate to: in-place
+                          chunks, threads, the generated C loop (Appendix A)
+``optbook.book``          the pages' machinery: figures, sliders, quoted results, the
+                          device, generated data, the playground's shared code
+``optbook.training``      the training pipeline (``python -m optbook.training``) and the
+                          case studies: fit loop, config, checkpoints, CLI, ranking, fraud
+``optbook.grade``         the instructors' exercises and grader: masters built by
+                          ``python -m optbook.grade.assign``, grading by
+                          ``python -m optbook.grade`` (Gradescope, Canvas)
 ========================  =====================================================
 """
 

@@ -15,8 +15,9 @@ def is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_int(name: str, value, minimum: int) -> None:
-    """Raise ``ValueError`` unless ``value`` is an integer ≥ ``minimum``."""
+def check_int(name: str, value, minimum: int) -> int:
+    """``value`` as an ``int``; ``ValueError`` unless it is an integer ≥ ``minimum``."""
     if not is_int(value) or value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"Invalid {name}: {value!r} (must be {what})")
+    return int(value)

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_int
 from .surfaces import Surface, Trajectory
 
 __all__ = ["updates_per_epoch", "minibatches", "logistic_data", "logistic_loss_and_grads",
@@ -49,9 +50,7 @@ __all__ = ["updates_per_epoch", "minibatches", "logistic_data", "logistic_loss_a
 
 
 def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Invalid {name}: {value!r} (must be a positive integer)")
-    return int(value)
+    return check_int(name, value, 1)
 
 
 # ------------------------------------------------------------------ batches and epochs
@@ -390,7 +389,7 @@ def mlp_seconds_per_example(batch_sizes, *, N: int = 8192, D: int = 64, hidden: 
 
     The model is ``Linear(D, hidden) → ReLU → Linear(hidden, hidden) → ReLU →
     Linear(hidden, 1)`` trained with ``torch.optim.SGD`` on random regression data that
-    lives on ``device`` (default: :func:`optbook.device.pick_device`).  One timing is one
+    lives on ``device`` (default: :func:`optbook.book.device.pick_device`).  One timing is one
     epoch over the ``N`` examples in full batches only (the last, partial batch is
     dropped, like ``DataLoader(drop_last=True)``), divided by the number of examples it
     processed, so batch sizes that do not divide ``N`` are compared fairly.  Multiply by
@@ -405,7 +404,7 @@ def mlp_seconds_per_example(batch_sizes, *, N: int = 8192, D: int = 64, hidden: 
     """
     import torch
 
-    from .device import pick_device
+    from optbook.book.device import pick_device
 
     device = pick_device() if device is None else torch.device(device)
     N = _check_count("N", N)

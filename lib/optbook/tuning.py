@@ -51,7 +51,7 @@ works); far above it the extra examples are wasted.  Their model of the trade-of
 Gaussian inputs, against which the estimator is tested.
 
 All gradient code is PyTorch; ``loss_fn(model, batch)`` returns the mean loss of a
-batch ``(X, y)`` (the convention of :func:`optbook.ranking.click_loss`).
+batch ``(X, y)`` (the convention of :func:`optbook.training.ranking.click_loss`).
 """
 
 from __future__ import annotations

@@ -34,8 +34,9 @@ sys.path.insert(0, str(HERE))
 import playground_core as core  # noqa: E402
 
 from optbook.optimizers import OPTIMIZERS  # noqa: E402
-from optbook.playground import LR_GRID, compact_png, draw_loss_curves  # noqa: E402
-from optbook.plotting import book_style, color_of, contour_figure  # noqa: E402
+from optbook.book.playground import LR_GRID, compact_png, draw_loss_curves  # noqa: E402
+from optbook.book.figures import book_style, color_of  # noqa: E402
+from optbook.book.surface_figures import contour_figure  # noqa: E402
 
 ROOT = HERE.parents[1]
 FIGURES = ROOT / "docs" / "playground"

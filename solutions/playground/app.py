@@ -9,7 +9,7 @@ and the iteration table with a CSV download.  Every number comes from the core
 functions of exercise E in ``playground_core.py``; this file only arranges them.
 
 Each optimizer starts at the α that works best for it on the surface, by the book's
-tuning rule (:func:`optbook.playground.tuned_lr`: 200 steps from the surface's standard
+tuning rule (:func:`optbook.book.playground.tuned_lr`: 200 steps from the surface's standard
 start, every other hyperparameter at the book's default, the same α as the book's
 playground page) and at the book's defaults for the rest.  Settings are remembered per surface and
 optimizer, so changing Adam's α on Beale leaves Adam on Rosenbrock as it was, and the
@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import playground_core as core  # noqa: E402
 
 from optbook.optimizers import OPTIMIZERS  # noqa: E402
-from optbook.playground import draw_loss_curves  # noqa: E402
-from optbook.plotting import book_style  # noqa: E402
+from optbook.book.playground import draw_loss_curves  # noqa: E402
+from optbook.book.figures import book_style  # noqa: E402
 
 #: Slider values: α on a 1-2-3-5 log scale (up to 10, the largest tuned α), the
 #: decays, ε and λ on log scales.

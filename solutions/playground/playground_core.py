@@ -12,7 +12,7 @@ pictures around these functions.
 Everything runs on the book's library: the optimizers are
 :data:`optbook.optimizers.OPTIMIZERS`, each step is the chapter's loop in
 :func:`optbook.surfaces.trajectory`, and the pictures come from
-:mod:`optbook.plotting` and :mod:`optbook.playground`.
+:mod:`optbook.book` and :mod:`optbook.book.playground`.
 
 >>> path = run("SGD", "quadratic", {"lr": 0.1, "beta1": 0.5}, (1.0, 0.0), 3)
 >>> path[:, 0].round(3).tolist()          # x shrinks by 1 - 2α per step; beta1 is ignored
@@ -31,8 +31,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from optbook import optimizers, surfaces
-from optbook.playground import HYPERPARAMETERS, OPTIMIZER_NAMES, SURFACE_NAMES, tuned_lr
-from optbook.plotting import contour_figure
+from optbook.book.playground import HYPERPARAMETERS, OPTIMIZER_NAMES, SURFACE_NAMES, tuned_lr
+from optbook.book.surface_figures import contour_figure
 
 __all__ = ["OPTIMIZER_NAMES", "SURFACE_NAMES", "ROW_KEYS", "HYPERPARAMETERS", "surface",
            "run", "losses", "iteration_table", "contour_with_path", "compare",
@@ -158,7 +158,7 @@ def summary(surface_name: str, path, *, tolerance: float = 1e-6) -> dict:
 def presets() -> dict:
     r"""(surface, optimizer) → the hyperparameters the app starts from: the α that
     works best in :data:`PRESET_STEPS` steps from the surface's standard start
-    (:func:`optbook.playground.tuned_lr`), the book's defaults for the rest (which
+    (:func:`optbook.book.playground.tuned_lr`), the book's defaults for the rest (which
     :func:`run` fills in when they are missing)."""
     return {(s, name): {"lr": tuned_lr(name, s, steps=PRESET_STEPS)}
             for s in SURFACE_NAMES for name in OPTIMIZER_NAMES}

@@ -1,7 +1,7 @@
 r"""One pass over memory: an optimizer kernel traced into a C loop ("How fast can an
 optimizer step be?").
 
-The optimizers' fast kernels (:func:`optbook.optimizers._adam_kernel`, ...) are written
+The optimizers' fast kernels (:func:`optbook.fast.kernels.adam_kernel`, ...) are written
 against an object ``xp`` with five operations (``multiply``, ``add``, ``subtract``,
 ``divide``, ``root``), each writing into an ``out`` buffer.  Given NumPy's ufuncs they
 update whole arrays, one operation (one pass over memory) at a time.  Given an
@@ -9,8 +9,8 @@ update whole arrays, one operation (one pass over memory) at a time.  Given an
 a loop body that works on a single number held in a register, so the loop reads each
 number of :math:`\theta, g, m, v` once and writes it once:
 
->>> from optbook.optimizers import _momentum_kernel
->>> print(c_source(_momentum_kernel, (0.1, 0.9, False), ("m",), "float32").split("{")[-1])
+>>> from optbook.fast.kernels import momentum_kernel
+>>> print(c_source(momentum_kernel, (0.1, 0.9, False), ("m",), "float32").split("{")[-1])
 <BLANKLINE>
             float theta = p_theta[i]; float g = p_g[i]; float m = p_m[i]; float s, r;
             m = m * k0;
@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import is_real
+from optbook._checks import is_real
 
 __all__ = ["Emitter", "CKernel", "CompileError", "c_source", "compile_kernel", "FLAGS"]
 

@@ -77,7 +77,9 @@ random state; ``resume=True`` continues from it and ends with exactly the weight
 uninterrupted run, even when it stopped mid-epoch.
 
 >>> import torch
->>> from optbook.train import TrainConfig, fit, regression_task
+>>> from optbook.training.cli import regression_task
+>>> from optbook.training.config import TrainConfig
+>>> from optbook.training.loop import fit
 >>> task = regression_task(n=256)
 >>> config = TrainConfig(epochs=2, batch_size=32, lr=3e-3, warmup_steps=4)
 >>> result = fit(task.model, task.dataset, task.loss_fn, config, eval_fn=task.eval_fn,
@@ -88,10 +90,10 @@ uninterrupted run, even when it stopped mid-epoch.
 **From the command line**, on one process or many (the task is any function returning
 a :class:`Task`; :func:`regression_task` is a small built-in one)::
 
-    python -m optbook.train --task optbook.train:regression_task --epochs 4 \
+    python -m optbook.training --task optbook.training.cli:regression_task --epochs 4 \
         --batch-size 128 --lr 3e-3 --warmup-steps 8 --clip-norm 1.0 --out result.json
-    torchrun --standalone --nproc_per_node=2 -m optbook.train \
-        --task optbook.train:regression_task --epochs 4 --batch-size 128 \
+    torchrun --standalone --nproc_per_node=2 -m optbook.training \
+        --task optbook.training.cli:regression_task --epochs 4 --batch-size 128 \
         --lr 3e-3 --warmup-steps 8 --out result.json --save-weights weights.pt
 
 (``python -m torch.distributed.run`` is the same launcher as ``torchrun``; on a CPU,
@@ -100,12 +102,9 @@ set ``OMP_NUM_THREADS=1`` so the processes do not fight over the cores.)
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import functools
-import importlib
-import json
 import math
 import os
 import random
@@ -117,233 +116,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ._checks import check_int as _need_int, is_int as _is_int, is_real as _is_real
-from .device import pick_device
-from .minibatch import scaled_lr as _scaled_lr_formula
-from .schedules import WarmupCosineSchedule
-
-__all__ = ["LR_SCALING_RULES", "OPTIMIZERS", "SCHEDULES", "AMP_MODES", "scaled_lr",
-           "TrainConfig", "lr_at", "NonFiniteLossError", "TrainResult", "fit", "Task",
-           "load_task", "regression_task", "main"]
-
-LR_SCALING_RULES = ("none", "linear", "sqrt")
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("cosine", "constant")
-AMP_MODES = ("auto", "bf16", "fp16", "off")
-
-#: Settings that shape the training trajectory: a resumed run must not change them.
-TRAJECTORY_FIELDS = ("epochs", "batch_size", "lr", "base_batch_size", "lr_scaling",
-                     "optimizer", "weight_decay", "betas", "epsilon", "momentum",
-                     "warmup_steps", "schedule", "min_lr", "clip_norm", "seed", "amp",
-                     "drop_last")
-
-_CHECKPOINT_FORMAT = "optbook.train/1"
-
-
-# --------------------------------------------------------------------------------------
-# Validation helpers: every error names the setting and the value it got.
-# --------------------------------------------------------------------------------------
-
-
-def _need_positive(name: str, value) -> None:
-    if not _is_real(value) or not 0.0 < value < math.inf:
-        raise ValueError(f"Invalid {name}: {value!r} (must be a positive finite number)")
-
-
-def _need_nonnegative(name: str, value) -> None:
-    if not _is_real(value) or not 0.0 <= value < math.inf:
-        raise ValueError(f"Invalid {name}: {value!r} (must be a finite number >= 0)")
-
-
-def _need_choice(name: str, value, choices) -> None:
-    if not isinstance(value, str) or value not in choices:
-        listed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"Invalid {name}: {value!r} (must be one of {listed})")
-
-
-def _need_bool(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"Invalid {name}: {value!r} (must be True or False)")
-
-
-# --------------------------------------------------------------------------------------
-# Learning-rate scaling and the per-update schedule
-# --------------------------------------------------------------------------------------
-
-
-def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int,
-              rule: str = "linear") -> float:
-    r"""The peak learning rate for ``batch_size``, given ``base_lr`` that works at ``base_batch_size``.
-
-    ``rule`` is ``"linear"`` (:math:`\alpha\,B/B_0`, Goyal et al. 2017), ``"sqrt"``
-    (:math:`\alpha\sqrt{B/B_0}`) or ``"none"`` (:math:`\alpha`, whatever the batch).
-    The formulas are :func:`optbook.minibatch.scaled_lr`'s.
-
-    >>> scaled_lr(0.001, 4096, 32 * 4096, "sqrt") == 0.001 * 32 ** 0.5
-    True
-    >>> scaled_lr(0.1, 256, 1024, "linear"), scaled_lr(0.1, 256, 1024, "none")
-    (0.4, 0.1)
-    """
-    _need_positive("base_lr", base_lr)
-    _need_int("base_batch_size", base_batch_size, 1)
-    _need_int("batch_size", batch_size, 1)
-    _need_choice("rule", rule, LR_SCALING_RULES)
-    if rule == "none":
-        return float(base_lr)
-    return _scaled_lr_formula(base_lr, base_batch_size, batch_size, rule)
-
-
-@dataclass
-class TrainConfig:
-    r"""Every setting of :func:`fit`, checked when it is made (errors name the setting).
-
-    ``batch_size`` is the **global** batch :math:`B`, summed over all processes (each of
-    :math:`N` processes takes :math:`B/N`).  ``lr`` is :math:`\alpha` before scaling:
-    the peak rate is ``scaled_lr(lr, base_batch_size, batch_size, lr_scaling)``
-    (:attr:`peak_lr`); ``base_batch_size=None`` means ``batch_size``, i.e. no scaling.
-    ``betas`` (:math:`\beta_1, \beta_2`) and ``epsilon`` (:math:`\varepsilon`) are
-    AdamW's; ``momentum`` (:math:`\beta`) is SGD's; ``weight_decay`` is decoupled in
-    AdamW and an L2 term in SGD (torch's conventions).  ``warmup_steps``
-    (:math:`W`, in updates) and ``schedule`` (``"cosine"`` down to ``min_lr``, or
-    ``"constant"`` at the peak) define :func:`lr_at`.  ``clip_norm`` is the maximal
-    global gradient norm (``None``: no clipping).  ``amp``: ``"auto"`` uses bfloat16
-    autocast on CUDA (float16 with a ``GradScaler`` where bfloat16 is unsupported) and
-    nothing on the CPU; ``"bf16"``/``"fp16"`` force one (CUDA only); ``"off"`` never;
-    ``True``/``False`` mean ``"auto"``/``"off"``.  ``checkpoint_every`` counts updates
-    (0: only at the end); ``resume=True`` continues from ``checkpoint_path`` when that
-    file exists (and starts afresh when it does not).  ``log_every``: one history record
-    every so many updates.  ``max_steps`` stops the run after that many updates in
-    total; it does *not* shorten the schedule, which always spans ``epochs`` (so a run
-    stopped by ``max_steps`` and resumed is the same run as an uninterrupted one).
-    """
-
-    epochs: int = 1
-    batch_size: int = 64
-    lr: float = 1e-3
-    base_batch_size: int | None = None
-    lr_scaling: str = "none"
-    optimizer: str = "adamw"
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
-    epsilon: float = 1e-8
-    momentum: float = 0.9
-    warmup_steps: int = 0
-    schedule: str = "cosine"
-    min_lr: float = 0.0
-    clip_norm: float | None = None
-    seed: int = 0
-    amp: str | bool = "auto"
-    checkpoint_path: str | None = None
-    checkpoint_every: int = 0
-    resume: bool = False
-    progress: bool = False
-    log_every: int = 1
-    num_workers: int = 0
-    drop_last: bool = False
-    max_steps: int | None = None
-
-    def __post_init__(self):
-        _need_int("epochs", self.epochs, 1)
-        _need_int("batch_size", self.batch_size, 1)
-        _need_positive("lr", self.lr)
-        if self.base_batch_size is not None:
-            _need_int("base_batch_size", self.base_batch_size, 1)
-        _need_choice("lr_scaling", self.lr_scaling, LR_SCALING_RULES)
-        _need_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _need_nonnegative("weight_decay", self.weight_decay)
-        betas = self.betas
-        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-                or not all(_is_real(b) and 0.0 <= b < 1.0 for b in betas)):
-            raise ValueError(f"Invalid betas: {betas!r} (must be two numbers in [0, 1))")
-        self.betas = (float(betas[0]), float(betas[1]))
-        _need_positive("epsilon", self.epsilon)
-        if not _is_real(self.momentum) or not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"Invalid momentum: {self.momentum!r} (must be in [0, 1))")
-        _need_int("warmup_steps", self.warmup_steps, 0)
-        _need_choice("schedule", self.schedule, SCHEDULES)
-        _need_nonnegative("min_lr", self.min_lr)
-        if self.min_lr > self.peak_lr:
-            raise ValueError(f"Invalid min_lr: {self.min_lr!r} (must not exceed the peak "
-                             f"learning rate {self.peak_lr!r})")
-        if self.clip_norm is not None:
-            _need_positive("clip_norm", self.clip_norm)
-        _need_int("seed", self.seed, 0)
-        if not isinstance(self.amp, bool):
-            _need_choice("amp", self.amp, AMP_MODES)
-        if self.checkpoint_path is not None:
-            if not isinstance(self.checkpoint_path, (str, os.PathLike)) or not os.fspath(
-                    self.checkpoint_path):
-                raise ValueError(f"Invalid checkpoint_path: {self.checkpoint_path!r} "
-                                 "(must be a file path or None)")
-            self.checkpoint_path = os.fspath(self.checkpoint_path)
-        _need_int("checkpoint_every", self.checkpoint_every, 0)
-        _need_bool("resume", self.resume)
-        if self.checkpoint_path is None and (self.checkpoint_every or self.resume):
-            what = "checkpoint_every" if self.checkpoint_every else "resume"
-            value = self.checkpoint_every if self.checkpoint_every else self.resume
-            raise ValueError(f"Invalid {what}: {value!r} (needs checkpoint_path, which is None)")
-        _need_bool("progress", self.progress)
-        _need_int("log_every", self.log_every, 1)
-        _need_int("num_workers", self.num_workers, 0)
-        _need_bool("drop_last", self.drop_last)
-        if self.max_steps is not None:
-            _need_int("max_steps", self.max_steps, 1)
-
-    @property
-    def peak_lr(self) -> float:
-        """:math:`\\alpha` after the scaling rule: the top of the schedule."""
-        return scaled_lr(self.lr, self.base_batch_size or self.batch_size, self.batch_size,
-                         self.lr_scaling)
-
-    def replace(self, **changes) -> "TrainConfig":
-        """A copy with some settings changed (and checked again)."""
-        return dataclasses.replace(self, **changes)
-
-
-def _schedule(total_steps: int, config: TrainConfig) -> WarmupCosineSchedule:
-    """The schedule of a run of ``total_steps`` updates (``constant``: cosine from peak to peak)."""
-    _need_int("total_steps", total_steps, 1)
-    W = config.warmup_steps
-    if W >= total_steps:
-        raise ValueError(f"Invalid warmup_steps: {W!r} (must be smaller than the run's "
-                         f"number of updates, {total_steps} = epochs x updates per epoch)")
-    peak = config.peak_lr
-    floor = config.min_lr if config.schedule == "cosine" else peak
-    return WarmupCosineSchedule(lr_max=peak, warmup_epochs=W, total_epochs=total_steps,
-                                lr_min=floor)
-
-
-def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
-    r"""The learning rate of update ``step`` (0-based) in a run of ``total_steps`` updates.
-
-    .. math::
-
-        \alpha_t = \begin{cases}
-            \alpha_{\rm peak}\,(t+1)/W & t < W \\
-            \alpha_{\min} + \tfrac12(\alpha_{\rm peak}-\alpha_{\min})
-                \bigl(1 + \cos\frac{\pi (t-W)}{T-W}\bigr) & t \ge W
-        \end{cases}
-
-    with :math:`\alpha_{\rm peak}` = ``config.peak_lr``, :math:`W` = ``warmup_steps``,
-    :math:`T` = ``total_steps`` and :math:`\alpha_{\min}` = ``min_lr``
-    (``schedule="constant"``: :math:`\alpha_t = \alpha_{\rm peak}` after the warm-up).
-    The warm-up starts at :math:`\alpha_{\rm peak}/W`, just above zero, and the last
-    update, :math:`t = T-1`, is one step short of :math:`\alpha_{\min}`.  It is
-    :class:`optbook.schedules.WarmupCosineSchedule` counted in updates; in torch it is
-    ``SequentialLR([LinearLR(start_factor=1/W, total_iters=W-1),
-    CosineAnnealingLR(T_max=T-W, eta_min=min_lr)], milestones=[W])`` stepped once per
-    update, for :math:`W \ge 2` (``tests/test_train.py`` checks the two agree over
-    whole runs, and :math:`W = 0, 1` against ``CosineAnnealingLR`` and ``ConstantLR``).
-
-    >>> c = TrainConfig(lr=0.1, warmup_steps=4)
-    >>> [round(lr_at(t, 10, c), 4) for t in range(10)]
-    [0.025, 0.05, 0.075, 0.1, 0.1, 0.0933, 0.075, 0.05, 0.025, 0.0067]
-    """
-    _need_int("step", step, 0)
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    return float(_schedule(total_steps, config)(step))
-
+from optbook.book.device import pick_device
+from optbook.training.checkpoint import (_CHECKPOINT_FORMAT, _check_resumable,
+                                         _rng_state, _save_atomic, _set_rng_state)
+from optbook.training.config import TrainConfig, _schedule
 
 # --------------------------------------------------------------------------------------
 # Results and errors
@@ -538,60 +314,6 @@ def _make_optimizer(params, config: TrainConfig, lr: float):
                            weight_decay=config.weight_decay)
 
 
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "python": random.getstate(),
-        "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-
-
-def _save_atomic(obj, path: str) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _check_resumable(saved: dict, config: TrainConfig, world_size: int, n: int, path) -> None:
-    if saved.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(f"Cannot resume from {path}: not a checkpoint written by "
-                         f"optbook.train (format {saved.get('format')!r})")
-    ours = dataclasses.asdict(config)
-    theirs = saved["config"]
-    diffs = [f"{k}={theirs.get(k)!r} (now {ours[k]!r})" for k in TRAJECTORY_FIELDS
-             if _normalise(theirs.get(k)) != _normalise(ours[k])]
-    if saved["world_size"] != world_size:
-        diffs.append(f"world_size={saved['world_size']} (now {world_size})")
-    if saved["dataset_len"] != n:
-        diffs.append(f"dataset length={saved['dataset_len']} (now {n})")
-    if diffs:
-        raise ValueError(
-            f"Cannot resume from {path}: it was written by a different run: "
-            + ", ".join(diffs) + ". Resuming continues the same run, so these must match; "
-            "start a fresh run (resume=False or another checkpoint_path) instead.")
-
-
-def _normalise(value):
-    return list(value) if isinstance(value, tuple) else value
-
 
 def _advice(config: TrainConfig, lr: float, amp_dtype) -> str:
     tips = [f"a smaller learning rate (this update used α = {lr:.3g}; try α/10)",
@@ -633,7 +355,7 @@ def fit(model, dataset, loss_fn: Callable, config: TrainConfig | None = None, *,
     device), so the caller decides how a batch becomes a loss.  ``eval_fn(model)`` runs
     at the end of every epoch, in ``model.eval()`` mode under ``torch.no_grad()``, and
     returns a dict of metrics for :attr:`TrainResult.epoch_metrics`.  ``device``
-    defaults to :func:`optbook.device.pick_device` (``cuda:LOCAL_RANK`` under torchrun
+    defaults to :func:`optbook.book.device.pick_device` (``cuda:LOCAL_RANK`` under torchrun
     on CUDA).  Each of ``callbacks`` is called as ``callback(model, record)`` after
     every update, with the update's history record; an exception raised there stops the
     run (the tests use this to simulate a crash).
@@ -857,178 +579,3 @@ def _fit(model, dataset, n, loss_fn, config, eval_fn, ctx: _Dist, callbacks) -> 
                        final_lr=s["last_lr"], device=str(device), world_size=world,
                        rank=rank, total_steps=total_steps,
                        samples_seen=gather_seen(), resumed_from=resumed_from)
-
-
-# --------------------------------------------------------------------------------------
-# Tasks: what the command line trains
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Task:
-    """Everything :func:`fit` needs besides the configuration, as a task function returns it.
-
-    ``config_overrides`` are the task's own defaults for :class:`TrainConfig`; flags
-    given on the command line win over them.
-    """
-
-    model: Any
-    dataset: Any
-    loss_fn: Callable
-    eval_fn: Callable | None = None
-    config_overrides: dict = field(default_factory=dict)
-
-
-def load_task(spec: str, kwargs: dict | None = None) -> Task:
-    """Call the task function named ``"package.module:function"`` with ``kwargs``."""
-    module_name, sep, func_name = str(spec).partition(":")
-    if not sep or not module_name or not func_name:
-        raise ValueError(f"Invalid task: {spec!r} (must look like 'package.module:function')")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"Invalid task: {spec!r} (cannot import {module_name!r}: {exc})") from exc
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise ValueError(f"Invalid task: {spec!r} ({module_name!r} has no function {func_name!r})")
-    task = func(**(kwargs or {}))
-    if not isinstance(task, Task):
-        raise TypeError(f"task function {spec!r} must return optbook.train.Task, "
-                        f"got {type(task).__name__}")
-    return task
-
-
-def _mse_loss(model, batch):
-    x, y = batch[0], batch[1]
-    return torch.nn.functional.mse_loss(model(x), y)
-
-
-def _full_mse(model, X, y) -> dict:
-    device = next(model.parameters()).device
-    return {"mse": torch.nn.functional.mse_loss(model(X.to(device)), y.to(device)).item()}
-
-
-def regression_task(n: int = 1024, features: int = 10, hidden: int = 32, seed: int = 0,
-                    noise: float = 0.1) -> Task:
-    r"""A small built-in task: a ReLU MLP on :func:`optbook.torch_loops.nonlinear_regression`.
-
-    ``n`` examples with ``features`` inputs; the network has two hidden layers of
-    ``hidden`` units and the loss is the mean squared error (the best possible is about
-    ``noise**2``).  ``eval_fn`` reports the full-data MSE as ``"mse"``.  Everything is
-    drawn from ``seed``, so two calls give the same task.
-    """
-    from torch.utils.data import TensorDataset
-
-    from .torch_loops import nonlinear_regression, relu_mlp
-
-    X, y = nonlinear_regression(seed=seed, N=n, D=features, noise=noise)
-    model = relu_mlp((features, hidden, hidden, 1), seed=seed)
-    return Task(model=model, dataset=TensorDataset(X, y), loss_fn=_mse_loss,
-                eval_fn=functools.partial(_full_mse, X=X, y=y),
-                config_overrides={"epochs": 8, "batch_size": 64, "lr": 1e-2,
-                                  "warmup_steps": 16})
-
-
-# --------------------------------------------------------------------------------------
-# Command line: python -m optbook.train --task MODULE:FUNC [settings]
-# --------------------------------------------------------------------------------------
-
-
-def _optional(convert):
-    def parse(text: str):
-        return None if text.lower() == "none" else convert(text)
-
-    parse.__name__ = convert.__name__
-    return parse
-
-
-def _amp_flag(text: str):
-    lowered = text.lower()
-    return True if lowered == "true" else False if lowered == "false" else lowered
-
-
-_FLAGS = {
-    "epochs": int, "batch_size": int, "lr": float, "base_batch_size": _optional(int),
-    "lr_scaling": str, "optimizer": str, "weight_decay": float, "epsilon": float,
-    "momentum": float, "warmup_steps": int, "schedule": str, "min_lr": float,
-    "clip_norm": _optional(float), "seed": int, "amp": _amp_flag,
-    "checkpoint_path": _optional(str), "checkpoint_every": int, "log_every": int,
-    "num_workers": int, "max_steps": _optional(int),
-}
-_SWITCHES = ("resume", "progress", "drop_last")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m optbook.train",
-        description="Train a task with optbook's pipeline (AdamW, warm-up + cosine, clipping, "
-                    "LR scaling; data parallel under torchrun).")
-    parser.add_argument("--task", required=True, help="MODULE:FUNC returning an optbook.train.Task")
-    parser.add_argument("--task-kwargs", default="{}", help="JSON object of keyword arguments for FUNC")
-    parser.add_argument("--device", default=None, help="e.g. cpu or cuda (default: pick_device())")
-    parser.add_argument("--out", default=None, help="write the result (JSON) here, from rank 0")
-    parser.add_argument("--save-weights", default=None, help="save the final state_dict here")
-    for name, convert in _FLAGS.items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=convert,
-                            default=argparse.SUPPRESS, help=f"TrainConfig.{name}")
-    parser.add_argument("--betas", nargs=2, type=float, default=argparse.SUPPRESS,
-                        metavar=("BETA1", "BETA2"), help="TrainConfig.betas")
-    for name in _SWITCHES:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name,
-                            action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                            help=f"TrainConfig.{name}")
-    return parser
-
-
-def _write_json_atomic(data: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The command line; returns the exit status (1 when the loss became non-finite)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        task_kwargs = json.loads(args.task_kwargs)
-    except json.JSONDecodeError as exc:
-        parser.error(f"--task-kwargs is not valid JSON: {exc}")
-    if not isinstance(task_kwargs, dict):
-        parser.error(f"--task-kwargs must be a JSON object, got {args.task_kwargs!r}")
-    given = {k: v for k, v in vars(args).items() if k in _FLAGS or k in _SWITCHES or k == "betas"}
-    try:
-        task = load_task(args.task, task_kwargs)
-        config = TrainConfig(**{**task.config_overrides, **given})
-    except ValueError as exc:
-        parser.error(str(exc))
-    rank = int(os.environ.get("RANK", "0"))
-    try:
-        result = fit(task.model, task.dataset, task.loss_fn, config, eval_fn=task.eval_fn,
-                     device=args.device)
-    except NonFiniteLossError as exc:
-        if rank == 0:
-            print(f"optbook.train: {exc}", file=sys.stderr)
-        return 1
-    if result.rank == 0:
-        if args.out:
-            _write_json_atomic({"task": args.task, "task_kwargs": task_kwargs,
-                                "config": dataclasses.asdict(config), **result.to_dict()},
-                               args.out)
-        if args.save_weights:
-            weights = {k: v.detach().cpu() for k, v in task.model.state_dict().items()}
-            _save_atomic(weights, args.save_weights)
-        last = result.history[-1]["loss"] if result.history else float("nan")
-        print(f"optbook.train: {result.steps} updates in {result.wall_time_s:.2f} s on "
-              f"{result.device} x {result.world_size} process(es); last mini-batch loss "
-              f"{last:.4g}")
-    return 0
-
-
-if __name__ == "__main__":
-    # Run the imported module's main, so that Task and the errors are optbook.train's.
-    from optbook.train import main as _main
-
-    sys.exit(_main())

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .ranking import _check_int, standardize
+from optbook._checks import check_int as _check_int
+from optbook.training.ranking import standardize
 
 __all__ = ["AMOUNT_FEATURES", "COUNT_FEATURES", "RATE_FEATURES", "FLAG_FEATURES",
            "Transactions", "synthetic_transactions", "fraud_data", "roc_auc", "logistic_model",

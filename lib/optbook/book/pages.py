@@ -49,7 +49,7 @@ from pathlib import Path
 FULL_RUN_ENV = "OPTBOOK_FULL_RUN"
 WRITE_RESULTS_ENV = "OPTBOOK_WRITE_RESULTS"
 CHECK_RESULTS_ENV = "OPTBOOK_CHECK_RESULTS"
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "chapters" / "_results"
+RESULTS_DIR = Path(__file__).resolve().parents[3] / "chapters" / "_results"
 
 
 def full_run() -> bool:

@@ -38,16 +38,17 @@ the two-panel frame the playground page shows.
 from __future__ import annotations
 
 import io
-import numbers
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import LogFormatter, NullFormatter
 
-from .optimizers import OPTIMIZERS
-from .plotting import Backdrop, _pt, color_of, contour_figure, empty_axes, frame_png
-from .surfaces import SURFACES, Surface, trajectory
+from optbook.optimizers import OPTIMIZERS
+from optbook.book.figures import (Backdrop, _pt, check_colors, color_of, empty_axes, frame_png,
+                                  two_panels)
+from optbook.book.surface_figures import contour_figure
+from optbook.surfaces import SURFACES, Surface, trajectory
 
 #: The optimizers in the order the controls list them (the four of exercise E first).
 OPTIMIZER_NAMES: tuple[str, ...] = ("SGD", "Momentum", "RMSprop", "Adam", "AdaGrad",
@@ -216,8 +217,8 @@ class PlaygroundCanvas:
     changed.  The layout is fixed, so every frame has the same size in pixels. With
     ``stacked`` the loss panel is under the path panel (narrow enough to read on a
     phone); ``density`` draws ``density`` pixels per CSS pixel (:meth:`png` returns a
-    :class:`~optbook.plotting.FramePNG`), and ``style`` is rcParams to build the figure
-    with (e.g. :data:`optbook.plotting.FRAME_STYLE`, as the slider draws its frames).
+    :class:`~optbook.book.figures.FramePNG`), and ``style`` is rcParams to build the figure
+    with (e.g. :data:`optbook.book.figures.FRAME_STYLE`, as the slider draws its frames).
 
     >>> from optbook.surfaces import quadratic
     >>> canvas = PlaygroundCanvas(quadratic)
@@ -235,14 +236,9 @@ class PlaygroundCanvas:
             self._build(levels, figsize, dpi, stacked)
 
     def _build(self, levels, figsize, dpi, stacked):
-        if stacked:   # the loss panel under the path: narrow enough to read on a phone
-            self.fig, (self.ax_path, self.ax_loss) = plt.subplots(
-                2, 1, figsize=figsize or (5.4, 7.2), dpi=dpi * self.density,
-                gridspec_kw={"height_ratios": [1.0, 1.0]})
-        else:
-            self.fig, (self.ax_path, self.ax_loss) = plt.subplots(
-                1, 2, figsize=figsize or (10.0, 3.9), dpi=dpi * self.density,
-                gridspec_kw={"width_ratios": [1.0, 1.15]})
+        self.fig, (self.ax_path, self.ax_loss) = two_panels(
+            stacked, figsize, side=((10.0, 3.9), (1.0, 1.15)),
+            above=((5.4, 7.2), (1.0, 1.0)), dpi=dpi * self.density)
         contour_figure(self.surface, None, ax=self.ax_path, levels=levels)
         self.ax_path.grid(False)  # the contours are grid enough
         if stacked:
@@ -291,11 +287,10 @@ class PlaygroundCanvas:
             loss_title: str | None = None, colors: int = 32) -> bytes:
         """One frame as PNG bytes with an adaptive palette of ``colors`` colours (a
         third of the size of a full-colour PNG), e.g. for
-        :func:`optbook.widgets.frame_slider`.  Drawn on a kept image of the contours
-        (:class:`optbook.plotting.Backdrop`): the same pixels as a full redraw."""
-        from PIL import Image
+        :func:`optbook.book.widgets.frame_slider`.  Drawn on a kept image of the contours
+        (:class:`optbook.book.figures.Backdrop`): the same pixels as a full redraw."""
 
-        _check_colors(colors)
+        check_colors(colors)
         self.draw(trajectories, selected, title=title, loss_title=loss_title)
         if self._backdrop is None:   # the contours and the path panel's axes, kept
             self._backdrop = Backdrop(self.fig, self.ax_path, [self.ax_loss])
@@ -313,11 +308,6 @@ def playground_figure(surface, trajectories: Mapping, selected: str, *,
     return canvas.draw(trajectories, selected, title=title, loss_title=loss_title)
 
 
-def _check_colors(colors) -> None:
-    if not (isinstance(colors, numbers.Integral) and 2 <= colors <= 256):
-        raise ValueError(f"Invalid colors: {colors!r} (must be an integer from 2 to 256)")
-
-
 def _palette_png(image, colors: int) -> bytes:
     from PIL import Image
 
@@ -330,11 +320,11 @@ def _palette_png(image, colors: int) -> bytes:
 
 def compact_png(fig, dpi: int = 72, colors: int = 32) -> bytes:
     """Render ``fig`` to a PNG with an adaptive palette of ``colors`` colours and close
-    it: about a third the size of :func:`optbook.plotting.figure_png`'s full-colour
+    it: about a third the size of :func:`optbook.book.figures.figure_png`'s full-colour
     PNG, which matters when a page carries a hundred precomputed frames."""
     from PIL import Image
 
-    _check_colors(colors)
+    check_colors(colors)
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")

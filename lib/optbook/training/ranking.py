@@ -20,8 +20,8 @@ judge a ranker on it:
   :func:`expected_ctr_at_k`, the click-through rate a ranking would earn under the hidden
   click model;
 * :func:`ranking_data`: a training and a test log from one world, standardised;
-* :func:`ddp_task`: the same data and model packaged as an :class:`optbook.train.Task`,
-  so that ``torchrun -m optbook.train --task optbook.ranking:ddp_task`` trains it on
+* :func:`ddp_task`: the same data and model packaged as an :class:`optbook.training.cli.Task`,
+  so that ``torchrun -m optbook.training --task optbook.training.ranking:ddp_task`` trains it on
   several processes.
 
 **The hidden relevance model.**  Each query :math:`q` has a text embedding
@@ -72,6 +72,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from optbook._checks import check_int as _check_int
+
 __all__ = ["PRICE_FEATURES", "RATE_FEATURES", "COUNT_FEATURES", "CLICK_PROBABILITY",
            "ClickLog", "synthetic_clicks", "Standardizer", "standardize", "CrossLayer",
            "DeepCrossNetwork", "ndcg_per_query", "ndcg_at_k", "click_loss",
@@ -92,12 +94,6 @@ _NAMED = PRICE_FEATURES + RATE_FEATURES + COUNT_FEATURES
 CLICK_PROBABILITY = (0.03, 0.10, 0.30, 0.60)
 _TOPICS = 4
 _GRADE_QUANTILES = (0.55, 0.80, 0.93)
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"Invalid {name}: {value!r} (must be an integer >= {minimum})")
-    return int(value)
 
 
 # ------------------------------------------------------------------------ the click log
@@ -431,7 +427,7 @@ class DeepCrossNetwork(nn.Module):
 
 def click_loss(model, batch):
     r"""Mean binary cross-entropy of the model's click logits on ``batch = (X, clicks)``
-    (the ``loss_fn`` for :func:`optbook.train.fit`)."""
+    (the ``loss_fn`` for :func:`optbook.training.loop.fit`)."""
     X, clicks = batch[0], batch[1]
     return torch.nn.functional.binary_cross_entropy_with_logits(model(X), clicks)
 
@@ -466,8 +462,7 @@ _NO_RELEVANT = ("skip", "zero", "one")
 def _ranking_inputs(scores, name: str, values, query_ids, k):
     """Check a ranking metric's arguments: ``k`` a positive integer, three 1-D arrays of
     one length (``values`` is called ``name`` in the messages)."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"Invalid k: {k!r} (must be an integer >= 1)")
+    _check_int("k", k, 1)
     s = _as_1d("scores", scores)
     v = _as_1d(name, values)
     q = _as_1d("query_ids", query_ids, dtype=None)
@@ -581,7 +576,7 @@ def expected_ctr_at_k(scores, click_probability, query_ids, k: int = 10) -> floa
 def ddp_task(n_queries: int = 1500, products_per_query: int = 20, n_features: int = 216,
              test_queries: int = 300, seed: int = 0, outliers: int = 0, n_cross: int = 3,
              hidden=(128, 64), cross: str = "vector", k: int = 10):
-    r"""The reproduction's training job as an :class:`optbook.train.Task`.
+    r"""The reproduction's training job as an :class:`optbook.training.cli.Task`.
 
     Training log: ``synthetic_clicks(n_queries, products_per_query, n_features,
     seed=seed + 1, outliers=outliers)``; test log: ``test_queries`` queries with
@@ -593,7 +588,7 @@ def ddp_task(n_queries: int = 1500, products_per_query: int = 20, n_features: in
     """
     from torch.utils.data import TensorDataset
 
-    from .train import Task
+    from optbook.training.cli import Task
 
     train, test = ranking_data(n_queries, products_per_query, n_features, test_queries,
                                seed=seed, outliers=outliers)

@@ -30,7 +30,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import traitlets
 
-from .plotting import FRAME_STYLE, figure_png
+from optbook.book.figures import FRAME_STYLE, figure_png
 
 
 def _label(value, fmt: str) -> str:
@@ -68,7 +68,7 @@ def _frame(render, values: dict, dpi: int, density: int, text: str) -> widgets.I
     A Figure is drawn with ``density`` pixels per CSS pixel (2: sharp on high-DPI
     screens) and shown at the size it would have at ``dpi``; PNG bytes are shown as
     they are, or ``1 / density`` as wide if they say that they were drawn at a
-    ``density`` (:class:`optbook.plotting.FramePNG`)."""
+    ``density`` (:class:`optbook.book.figures.FramePNG`)."""
     frame = render(**values)
     width = ""
     if isinstance(frame, (bytes, bytearray)):
@@ -134,7 +134,7 @@ def frame_slider(render: Callable[..., object], *, labels: dict[str, str] | None
     a drop-down list; the default is ``"slider"``. A Figure is shown at the size it has
     at ``dpi`` and drawn with ``density`` times as many pixels each way (sharp on
     high-DPI screens). Every frame is drawn with the rcParams ``style``: by default
-    :data:`optbook.plotting.FRAME_STYLE`, whose larger text stays readable when a phone
+    :data:`optbook.book.figures.FRAME_STYLE`, whose larger text stays readable when a phone
     shrinks the frame to its column (``None`` draws with the page's own style).
 
     >>> import matplotlib.pyplot as plt
