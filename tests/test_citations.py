@@ -6,7 +6,7 @@ on the site myst-parser hands ``#key`` to sphinxcontrib-bibtex, which puts in th
 bibliography, shows the link's text. tools/glue_to_eval.py --citations writes the links.
 
 Checked here, against a real Sphinx build (myst-parser + sphinxcontrib-bibtex with the
-book's settings from _config.yml and the bibliography lists of 8.14) of every key the
+book's settings from _config.yml and the bibliography lists of 8.16) of every key the
 chapter cites: the link resolves to the same text as ``{cite}``, and that is the text
 the converter writes; every link in every page carries that text; the converter itself.
 """
@@ -67,7 +67,7 @@ def site_texts(tmp_path_factory) -> dict[str, tuple[str, str]]:
     for n, group in enumerate(groups):
         lines += [f"ROLE{n}: {{cite}}`{group}` END", "", f"LINK{n}: [x](#{group}) END", ""]
     # the references page's lists, in its order (as the book has them)
-    text = (ROOT / "chapters" / "14-summary-and-references.md").read_text()
+    text = (ROOT / "chapters" / "16-summary-and-references.md").read_text()
     lines += re.findall(r"^```\{bibliography\}\n.*?^```$", text, re.M | re.S)
     (src / "index.md").write_text("\n\n".join(lines) + "\n")
     out = src / "_html"
@@ -134,7 +134,7 @@ def test_the_converter_refuses_keys_the_site_cannot_resolve(monkeypatch):
     assert new == text and "'no_such_key2099' is not in references.bib" in problems[0]
     new, problems = convert_citations("See {cite:t}`kingma2015adam`.\n")
     assert "other than {cite}" in problems[0]
-    # a key in references.bib that no list of 8.14 names
+    # a key in references.bib that no list of 8.16 names
     lists = [[k for k in keys if k != "kingma2015adam"] for keys in bibliography_lists()]
     monkeypatch.setattr(glue_to_eval, "bibliography_lists", lambda: lists)
     new, problems = convert_citations("See {cite}`kingma2015adam`.\n")
@@ -142,12 +142,12 @@ def test_the_converter_refuses_keys_the_site_cannot_resolve(monkeypatch):
 
 
 def test_a_text_only_page_works_with_citations_and_is_skipped_by_the_glue_conversion():
-    text = "# 8.15 Exercises\n\nWilson et al. (2017) {cite}`wilson2017marginal` compared\n"
+    text = "# 8.17 Exercises\n\nWilson et al. (2017) {cite}`wilson2017marginal` compared\n"
     new, problems = convert_citations(text)
     assert not problems and "[[Wilson *et al.*, 2017]](#wilson2017marginal)" in new
-    new, problems, _ = convert(text, "15-exercises.md")
+    new, problems, _ = convert(text, "17-exercises.md")
     assert new == text and "no jupytext header" in problems[0]
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "glue_to_eval.py"), "--dry-run",
-                             str(ROOT / "chapters" / "15-exercises.md")],
+                             str(ROOT / "chapters" / "17-exercises.md")],
                             capture_output=True, text=True)
     assert result.returncode == 0 and "no jupytext header" in result.stdout

@@ -2,7 +2,7 @@
 relies on, checked on small problems over several seeds.
 
 * every number the prose quotes from the full run is stored in chapters/_results (and
-  nothing else is), every citation resolves (references.bib and 8.14's lists), the
+  nothing else is), every citation resolves (references.bib and 8.16's lists), the
   sliders have at least twelve positions, the switch for the quick run is visible;
 * the prose's mechanisms: an average of noisy constant-rate iterates is better than the
   last iterate (and a too-long EMA remembers the start); a range test's minimum lies
@@ -59,10 +59,10 @@ def test_citations_resolve():
     assert {"smith2017cyclical", "mccandlish2018largebatch", "izmailov2018swa",
             "micikevicius2018mixed"} <= keys
     bib = (ROOT / "references.bib").read_text()
-    listed = (ROOT / "chapters" / "14-summary-and-references.md").read_text()
+    listed = (ROOT / "chapters" / "16-summary-and-references.md").read_text()
     for key in keys:
         assert re.search(r"@\w+\{" + key + ",", bib), f"{key} is not in references.bib"
-        assert f'"{key}"' in listed, f"{key} is on none of 8.14's bibliography lists"
+        assert f'"{key}"' in listed, f"{key} is on none of 8.16's bibliography lists"
 
 
 def test_switch_is_visible_and_sliders_have_twelve_positions(notebook):

@@ -1,12 +1,12 @@
-"""Tests for what the practice pages (8.10 PyTorch in practice, 8.11 Common mistakes,
-8.14 Summary and references, 8.15 Exercises) claim.
+"""Tests for what the practice pages (8.10 PyTorch in practice, 8.13 Common mistakes,
+8.16 Summary and references, 8.17 Exercises) claim.
 
 * 8.10: ``zero_grad(set_to_none=True)`` is not the same as zeroing: ``torch.optim``
   skips a parameter whose ``.grad`` is ``None`` (no momentum, no weight decay, no state
   change), while a zero gradient still moves it. Checked against hand-written updates.
-* 8.11: the "within noise" verdict on the curved-boundary task and the clear gap on the
+* 8.13: the "within noise" verdict on the curved-boundary task and the clear gap on the
   product task, recomputed independently of the page.
-* 8.14: every key cited anywhere in the book is listed by one of the references page's
+* 8.16: every key cited anywhere in the book is listed by one of the references page's
   bibliographies (so the strict build can resolve every citation).
 * All four pages: the book's voice (no "source"), their numbered titles, and code lines
   of at most 88 characters.
@@ -24,9 +24,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {
     "10-pytorch-in-practice": "8.10 PyTorch in practice",
-    "11-common-mistakes": "8.11 Common mistakes and misconceptions",
-    "14-summary-and-references": "8.14 Summary and references",
-    "15-exercises": "8.15 Exercises",
+    "13-common-mistakes": "8.13 Common mistakes and misconceptions",
+    "16-summary-and-references": "8.16 Summary and references",
+    "17-exercises": "8.17 Exercises",
 }
 
 
@@ -136,7 +136,7 @@ def test_the_page_shows_none_is_not_zero():
 
 
 # --------------------------------------------------------------------------------------
-# 8.11: the paired differences of the generalization experiment
+# 8.13: the paired differences of the generalization experiment
 # --------------------------------------------------------------------------------------
 
 
@@ -182,7 +182,7 @@ def test_curved_task_gap_is_within_noise_and_product_gap_is_not():
 
 
 def test_the_mistakes_page_says_within_noise_behind_a_guard():
-    text = _text("11-common-mistakes")
+    text = _text("13-common-mistakes")
     assert "A note on the source" not in text
     guard = text.index("assert abs(diff_mean[0]) < diff_sd[0]")
     assert guard < text.index("this gap is within the noise")   # the prose's verdict
@@ -191,7 +191,7 @@ def test_the_mistakes_page_says_within_noise_behind_a_guard():
 
 
 # --------------------------------------------------------------------------------------
-# 8.14: every citation resolves on the references page
+# 8.16: every citation resolves on the references page
 # --------------------------------------------------------------------------------------
 
 # a cited key in either form: {cite}`a,b` or, as JupyterLab can show it, [[...]](#a,b)
@@ -209,7 +209,7 @@ def _cited_keys() -> set[str]:
 
 
 def _listed_keys() -> set[str]:
-    text = _text("14-summary-and-references")
+    text = _text("16-summary-and-references")
     keys = set()
     for block in re.findall(r":filter: key in \{([^}]*)\}", text):
         keys.update(re.findall(r'"([^"]+)"', block))
@@ -253,8 +253,8 @@ def test_page_title_voice_and_code_lines(stem):
             assert len(line) <= 88, f"{stem}.md:{number} is {len(line)} characters"
 
 
-@pytest.mark.parametrize("stem", ["10-pytorch-in-practice", "11-common-mistakes",
-                                  "14-summary-and-references"])
+@pytest.mark.parametrize("stem", ["10-pytorch-in-practice", "13-common-mistakes",
+                                  "16-summary-and-references"])
 def test_every_code_cell_is_parsed_as_code(stem):
     """A fence that swallows the rest of the page (for example a backtick in an
     admonition's title) turns later code cells into Markdown; catch it here."""
@@ -267,8 +267,8 @@ def test_every_code_cell_is_parsed_as_code(stem):
     assert not any("```{code-cell}" in c.source for c in nb.cells if c.cell_type == "markdown")
 
 
-@pytest.mark.parametrize("stem", ["10-pytorch-in-practice", "11-common-mistakes",
-                                  "14-summary-and-references"])
+@pytest.mark.parametrize("stem", ["10-pytorch-in-practice", "13-common-mistakes",
+                                  "16-summary-and-references"])
 def test_plumbing_is_in_hidden_cells(stem):
     """Visible code is teaching code: the first cell (imports, book_style) is folded,
     and every number formatted for the prose (glue(...), or `name = format(...)` for

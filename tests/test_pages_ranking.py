@@ -1,4 +1,4 @@
-"""What the ranking case study (8.12) and its lab (8.13) teach, checked outside the pages.
+"""What the ranking case study (8.14) and its lab (8.15) teach, checked outside the pages.
 
 * Clipping rescales the gradient to norm c: an SGD step then has length αc, while an
   Adam step hardly changes when the gradient is rescaled (its first step not at all, up
@@ -23,8 +23,8 @@ from optbook.optimizers import adam_step
 from optbook.training.ranking import DeepCrossNetwork, click_loss
 
 ROOT = Path(__file__).resolve().parents[1]
-NARRATIVE = ROOT / "chapters" / "12-case-study-search-ranking.md"
-LAB = ROOT / "chapters" / "13-case-study-search-ranking-lab.md"
+NARRATIVE = ROOT / "chapters" / "14-case-study-search-ranking.md"
+LAB = ROOT / "chapters" / "15-case-study-search-ranking-lab.md"
 LR, EPS = 0.0057, 1e-8
 
 
@@ -147,8 +147,8 @@ def test_narrative_and_lab_link_through_labels_that_exist():
     assert LABEL_DEF.findall(narrative)[0] == "sec-case-flipkart"
     assert LABEL_DEF.findall(lab)[0] == "sec-case-ranking-lab"
     lines = narrative.splitlines()
-    assert lines[lines.index("(sec-case-flipkart)=") + 1].startswith("# 8.12 Case study: search ranking")
-    assert "# 8.13 Lab: the ranking case, reproduced" in lab
+    assert lines[lines.index("(sec-case-flipkart)=") + 1].startswith("# 8.14 Case study: search ranking")
+    assert "# 8.15 Lab: the ranking case, reproduced" in lab
     labels = set(LABEL_DEF.findall(narrative)) | set(LABEL_DEF.findall(lab))
     for path in (ROOT / "chapters").glob("*.md"):
         labels |= set(LABEL_DEF.findall(path.read_text(encoding="utf-8")))
@@ -158,8 +158,8 @@ def test_narrative_and_lab_link_through_labels_that_exist():
         missing = set(REF.findall(text)) - labels
         assert not missing, missing
     # each page links to the other (with the title written out, as JupyterLab needs)
-    assert "{doc}`8.13 Lab: the ranking case, reproduced <13-case-study-search-ranking-lab>`" in narrative
-    assert "{doc}`8.12 Case study: search ranking at scale <12-case-study-search-ranking>`" in lab
+    assert "{doc}`8.15 Lab: the ranking case, reproduced <15-case-study-search-ranking-lab>`" in narrative
+    assert "{doc}`8.14 Case study: search ranking at scale <14-case-study-search-ranking>`" in lab
 
 
 @pytest.mark.parametrize("page", [NARRATIVE, LAB], ids=lambda p: p.stem)

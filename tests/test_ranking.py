@@ -1,4 +1,4 @@
-"""The ranking lab (8.13): NDCG@k against hand-computed cases and a brute-force
+"""The ranking lab (8.15): NDCG@k against hand-computed cases and a brute-force
 reference, the deep & cross network against its formulas (and autograd's gradient check),
 the synthetic click log's shapes, scales, determinism and hidden model, standardisation,
 and the task for ``torchrun``."""

@@ -35,9 +35,9 @@ with the full reference on hover) in place of the link; jupyterlab-myst has no
 bibliography and shows the link's text. The text is made here by sphinxcontrib-bibtex's
 author-year style from references.bib, entries in the order the site lists them, and an
 existing link whose text no longer matches is rewritten. It refuses keys that are not in
-references.bib or on no bibliography list of 8.14 (the site could not resolve them) and
+references.bib or on no bibliography list of 8.16 (the site could not resolve them) and
 cite roles other than ``{cite}``/``{cite:p}``. Text-only pages (no jupytext header, like
-15-exercises.md) are converted too; the glue conversion says they have no header and
+17-exercises.md) are converted too; the glue conversion says they have no header and
 skips them.
 
 It refuses (exit 1, page unchanged) when a prose reference comes before the cell that
@@ -177,8 +177,8 @@ def wrap(statement: str) -> str:
 
 
 def bibliography_lists() -> list[list[str]]:
-    """The keys of each bibliography on the references page (8.14), in page order."""
-    text = (CHAPTERS / "14-summary-and-references.md").read_text()
+    """The keys of each bibliography on the references page (8.16), in page order."""
+    text = (CHAPTERS / "16-summary-and-references.md").read_text()
     return [re.findall(r'"([^"]+)"', block) for block in BIB_FILTER.findall(text)]
 
 
@@ -187,7 +187,7 @@ def citation_text(keys: list[str]) -> str:
 
     Made by sphinxcontrib-bibtex's own author-year style (``bibtex_reference_style`` in
     _config.yml) from references.bib, with the entries in the order the site gives them:
-    the order of the bibliography lists on 8.14, sorted within a list as the "plain"
+    the order of the bibliography lists on 8.16, sorted within a list as the "plain"
     style sorts them (``bibtex_default_style``). Raises KeyError naming a key that is
     not in references.bib or on no list.
     """
@@ -205,7 +205,7 @@ def citation_text(keys: list[str]) -> str:
         if key not in entries:
             raise KeyError(f"{key!r} is not in references.bib")
         if not any(key in keys_ for keys_ in lists):
-            raise KeyError(f"{key!r} is on no bibliography list of 14-summary-and-references.md")
+            raise KeyError(f"{key!r} is on no bibliography list of 16-summary-and-references.md")
     plain = pybtex.plugin.find_plugin("pybtex.style.formatting", "plain")()
     ordered = [entry for keys_ in lists
                for entry in plain.sort([entries[k] for k in keys_ if k in keys])]

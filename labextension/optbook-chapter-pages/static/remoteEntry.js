@@ -10,7 +10,7 @@
  * JupyterLab's own default (the Markdown editor); "Open With" offers both as usual.
  *
  * The pattern: chapters/00-…md to chapters/99-…md and chapters/appendix-x-…md, except
- * 15-exercises.md (text only, no jupytext header). tests/test_jupyterlab.py checks that
+ * 17-exercises.md (text only, no jupytext header). tests/test_jupyterlab.py checks that
  * it selects exactly the pages with a jupytext header.
  *
  * JupyterLab loads this file as a module-federation container (see JupyterLab's
@@ -19,7 +19,7 @@
  * plugin needs nothing shared: it uses the application's own document registry.
  */
 (function () {
-  var PATTERN = "^(?!15-exercises\\.md$)(?:\\d\\d|appendix-[a-z])-[^/]*\\.md$";
+  var PATTERN = "^(?!17-exercises\\.md$)(?:\\d\\d|appendix-[a-z])-[^/]*\\.md$";
   var FILE_TYPE = "optbook-chapter-page";
   var VIEWER = "Jupytext Notebook";
 

@@ -1,6 +1,6 @@
 """optbook.training: the training pipeline and the case studies that run on it.
 
-For readers of the chapter's "Create" objective and the case studies (8.2, 8.12–8.13),
+For readers of the chapter's "Create" objective and the case studies (8.2, 8.14–8.15),
 and for anyone training with it from the command line
 (``python -m optbook.training --task MODULE:FUNC [settings]``).
 

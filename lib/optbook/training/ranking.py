@@ -1,8 +1,8 @@
 r"""Search ranking, reproduced small: click logs, a deep & cross network, NDCG@k.
 
-The case study (``chapters/12-case-study-search-ranking.md``) describes a ranking model
+The case study (``chapters/14-case-study-search-ranking.md``) describes a ranking model
 trained on 1.5 billion logged query–click pairs; its lab
-(``chapters/13-case-study-search-ranking-lab.md``) reproduces it small.  This module
+(``chapters/15-case-study-search-ranking-lab.md``) reproduces it small.  This module
 makes a small click log whose hidden truth we know, and the pieces needed to train and
 judge a ranker on it:
 
