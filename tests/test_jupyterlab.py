@@ -232,3 +232,47 @@ def test_chapter_page_runs_renders_and_stays_clean(lab, lab_page):
     assert (work / PAGE).read_bytes() == original
     assert _git(work, "status", "--porcelain") == ""
     assert not blocked, f"requests left localhost: {blocked}"
+
+
+SLIDER_PAGE = "chapters/03-exponentially-weighted-averages.md"
+
+
+def test_sliders_move_their_figures_and_plumbing_is_folded(lab, lab_page):
+    """A page with sliders, after Run All: moving a slider (keyboard, as on the site)
+    shows another frame; the plumbing cells (hide-cell/hide-input on the site) are folded
+    and the teaching code is in view."""
+    page, blocked = lab_page
+    _open_in_file_browser(page, "chapters", Path(SLIDER_PAGE).name)
+    page.wait_for_function(f"() => jupyterapp.shell.currentWidget?.context?.path === '{SLIDER_PAGE}'"
+                           " && jupyterapp.shell.currentWidget.sessionContext.session?.kernel"
+                           "?.status === 'idle'", timeout=60_000)
+    done = ("() => { const w = jupyterapp.shell.currentWidget; const code = [...w.content.model"
+            ".cells].filter(c => c.type === 'code'); return w.sessionContext.session.kernel.status"
+            " === 'idle' && code.every(c => c.executionCount !== null); }")
+    page.evaluate("() => jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(done, timeout=240_000, polling=1000)
+
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    handles = panel.locator(".widget-slider .noUi-handle, .widget-slider .ui-slider-handle")
+    assert handles.count() >= 1, "no slider in the outputs"
+    for i in range(handles.count()):
+        handle = handles.nth(i)
+        handle.scroll_into_view_if_needed()
+        output = panel.locator(".jp-OutputArea", has=handle)
+        shown = "(els) => els.filter(e => e.offsetParent !== null).map(e => e.src).join()"
+        before = output.locator("img").evaluate_all(shown)
+        handle.focus()
+        page.keyboard.press("End")
+        page.wait_for_timeout(300)
+        after = output.locator("img").evaluate_all(shown)
+        assert before and after and before != after, f"slider {i} did not change its figure"
+
+    # plumbing folded, teaching code shown (jupyter.source_hidden, as the site's toggles)
+    tags = _current(page, "[...w.content.model.cells].filter(c => c.type === 'code')"
+                          ".map(c => [(c.getMetadata('tags') || []).join(), "
+                          "!!(c.getMetadata('jupyter') || {}).source_hidden])")
+    assert tags and all(hidden == ("hide-" in t) for t, hidden in tags), tags
+    collapsed = panel.locator(".jp-CodeCell .jp-InputArea .jp-InputPlaceholder").count()
+    assert collapsed == sum(hidden for _, hidden in tags)
+    assert not blocked, f"requests left localhost: {blocked}"
+    page.evaluate("() => jupyterapp.commands.execute('application:close')")

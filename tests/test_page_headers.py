@@ -94,3 +94,32 @@ def test_make_lab_passes_allow_root_as_root():
                          capture_output=True, text=True, check=True).stdout.splitlines()
     command = [line for line in dry if "jupyter lab" in line][-1]
     assert ("--allow-root" in command) == (os.geteuid() == 0)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_plumbing_is_folded_in_jupyterlab_as_on_the_site(page):
+    """Every code cell the site folds behind "Show code" (hide-cell, hide-input) has
+    jupyter.source_hidden, so JupyterLab folds it too; no other cell is folded."""
+    import jupytext
+    from fold_plumbing import folded
+
+    text = page.read_text()
+    assert folded(text) == text, f"run tools/fold_plumbing.py {page.relative_to(ROOT)}"
+    cells = [c for c in jupytext.reads(text, fmt="md:myst").cells if c.cell_type == "code"]
+    hidden = [c for c in cells if c.metadata.get("jupyter", {}).get("source_hidden")]
+    assert all(bool({"hide-cell", "hide-input"} & set(c.metadata.get("tags", []))) for c in hidden)
+
+
+def test_folding_marks_exactly_the_plumbing():
+    from fold_plumbing import folded
+
+    page = ("---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+            "    format_version: 0.13\nkernelspec:\n  name: python3\n  display_name: Python 3\n"
+            "  language: python\n---\n\n```{code-cell} ipython3\n:tags: [hide-cell]\n\nx = 1\n```"
+            "\n\n```{code-cell} ipython3\ny = 2\n```\n")
+    import jupytext
+
+    cells = jupytext.reads(folded(page), fmt="md:myst").cells
+    assert cells[0].metadata["jupyter"] == {"source_hidden": True}
+    assert "jupyter" not in cells[1].metadata
+    assert folded(folded(page)) == folded(page)
