@@ -150,7 +150,7 @@ def test_provenance_only_in_the_about_note(page):
     if page == OPENING:
         start, end = about_note(text)
         text = text[:start] + text[end:]
-    prose = re.sub(r"source code|open source", "", text, flags=re.I)
+    prose = re.sub(r"source code|open source|source_hidden", "", text, flags=re.I)
     for phrase in ("source", "draft", "as reported", "not independently verified",
                    "the original", "the slides", "as printed",
                    "a claim that needs a correction"):

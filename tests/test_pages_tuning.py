@@ -32,11 +32,11 @@ CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.S | re.M)
 
 
 def code_of(page: Path) -> str:
-    """All code cells of a MyST page, without their ':tags:' lines."""
-    cells = CODE_CELL.findall(page.read_text(encoding="utf-8"))
-    return "\n".join("\n".join(line for line in cell.splitlines()
-                               if not line.startswith(":tags:"))
-                     for cell in cells)
+    """All code cells of a MyST page, without their options (jupytext reads them off)."""
+    import jupytext
+
+    nb = jupytext.reads(page.read_text(encoding="utf-8"), fmt="md:myst")
+    return "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
 
 
 # ------------------------------------------------------------------ the tuning rule
