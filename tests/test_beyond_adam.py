@@ -14,6 +14,8 @@ from lion_pytorch import Lion as ReferenceLion
 from numpy.testing import assert_allclose
 from torch.optim import _muon
 
+import optimizer_streams
+from optimizer_streams import assert_same_on_numpy_and_torch
 from optbook.beyond_adam import (BEYOND_ADAM, Adafactor, Lion, Muon, NAdam, RAdam,
                                  ScheduleFreeAdamW, newton_schulz, radam_rectification,
                                  state_floats_per_parameter)
@@ -23,6 +25,14 @@ SHAPES = {"W": (5, 3), "U": (3, 6), "b": (6,), "K": (2, 3, 4)}
 MATRICES = {"W": (5, 3), "U": (3, 6), "V": (4, 4)}
 STEPS = 150
 SEEDS = [0, 1, 2, 3]
+
+
+def random_params(seed, shapes=SHAPES):
+    return optimizer_streams.random_params(seed, shapes)
+
+
+def gradient_stream(seed, shapes=SHAPES):
+    return optimizer_streams.gradient_stream(seed, shapes)
 
 
 # ------------------------------------------------------------------------ shared helpers
@@ -87,21 +97,6 @@ def reference(case, hp, tensors):
     raise KeyError(case)
 
 
-def random_params(seed, shapes=SHAPES):
-    rng = np.random.default_rng(seed)
-    return {k: rng.standard_normal(s) for k, s in shapes.items()}
-
-
-def gradient_stream(seed, shapes=SHAPES):
-    """Gradients of 1/2 |theta - target|^2 plus noise, at different scales per array."""
-    rng = np.random.default_rng(seed + 1000)
-    targets = {k: rng.standard_normal(s) for k, s in shapes.items()}
-    scales = dict(zip(shapes, [1.0, 0.01, 10.0, 0.1, 3.0, 0.3]))
-
-    def grads(params):
-        return {"d" + k: scales[k] * (params[k] - targets[k] + rng.standard_normal(s))
-                for k, s in shapes.items()}
-    return grads
 
 
 def run_side_by_side(ours, twin, params, tensors, grads, steps, check):
@@ -356,18 +351,7 @@ def test_torch_tensors_give_same_result_as_numpy(case):
     if case != "Muon":  # a schedule too (Muon's matrix lr as well)
         hp["lr"] = lambda k, lr0=hp["lr"]: lr0 / (1 + 0.01 * k)
     np_opt, t_opt = BEYOND_ADAM[case](**hp), BEYOND_ADAM[case](**hp)
-    params = random_params(7)
-    tensors = {k: torch.tensor(p, dtype=torch.float64) for k, p in params.items()}
-    grads = gradient_stream(7)
-    for _ in range(60):
-        g = grads(params)
-        assert np_opt.update(params, g) is params
-        assert t_opt.update(tensors, {d: torch.from_numpy(a) for d, a in g.items()}) is tensors
-    for k in params:
-        assert isinstance(tensors[k], torch.Tensor) and tensors[k].dtype == torch.float64
-        assert_allclose(params[k], tensors[k].numpy(), rtol=1e-10, atol=1e-12)
-    for buf in (b for s in t_opt.state.values() for b in s.values() if hasattr(b, "shape")):
-        assert isinstance(buf, torch.Tensor)
+    assert_same_on_numpy_and_torch(np_opt, t_opt, SHAPES, steps=60, rtol=1e-10, atol=1e-12)
 
 
 # -------------------------------------------------------------------------- memory

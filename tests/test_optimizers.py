@@ -6,6 +6,8 @@ import pytest
 import torch
 from numpy.testing import assert_allclose
 
+import optimizer_streams
+from optimizer_streams import assert_same_on_numpy_and_torch
 from optbook import notation
 from optbook.optimizers import (OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, GradientError,
                                 MomentumSGD, RMSprop, adam_step, zeros_like)
@@ -13,6 +15,14 @@ from optbook.optimizers import (OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, GradientE
 SHAPES = {"W": (3, 4), "b": (4,), "K": (2, 3, 2)}
 CASES = ["SGD", "Momentum", "Nesterov", "RMSprop", "AdaGrad", "Adam", "AdamW"]
 STEPS = 200
+
+
+def random_params(seed, shapes=SHAPES):
+    return optimizer_streams.random_params(seed, shapes)
+
+
+def gradient_stream(seed, shapes=SHAPES):
+    return optimizer_streams.gradient_stream(seed, shapes)
 
 
 # ------------------------------------------------------------------------ shared helpers
@@ -55,21 +65,6 @@ def torch_twin(case, hp, tensors):
     return opt, to_torch_lr
 
 
-def random_params(seed, shapes=SHAPES):
-    rng = np.random.default_rng(seed)
-    return {k: rng.standard_normal(s) for k, s in shapes.items()}
-
-
-def gradient_stream(seed, shapes=SHAPES):
-    """Gradients of 1/2 |theta - target|^2 plus noise, at different scales per array."""
-    rng = np.random.default_rng(seed + 1000)
-    targets = {k: rng.standard_normal(s) for k, s in shapes.items()}
-    scales = dict(zip(shapes, [1.0, 0.01, 10.0]))
-
-    def grads(params):
-        return {"d" + k: scales[k] * (params[k] - targets[k] + rng.standard_normal(s))
-                for k, s in shapes.items()}
-    return grads
 
 
 def quadratic(n=6, seed=0):
@@ -234,18 +229,7 @@ def test_torch_tensors_give_same_result_as_numpy(case):
     hp = draw_hyperparameters(case, seed=7)
     hp["lr"] = lambda k, lr0=hp["lr"]: lr0 / (1 + 0.01 * k)
     np_opt, t_opt = make(case, hp), make(case, hp)
-    params = random_params(7)
-    tensors = {k: torch.tensor(p, dtype=torch.float64) for k, p in params.items()}
-    grads = gradient_stream(7)
-    for _ in range(STEPS):
-        g = grads(params)
-        assert np_opt.update(params, g) is params
-        assert t_opt.update(tensors, {d: torch.from_numpy(a) for d, a in g.items()}) is tensors
-    for k in params:
-        assert isinstance(tensors[k], torch.Tensor) and tensors[k].dtype == torch.float64
-        assert_allclose(params[k], tensors[k].numpy(), rtol=1e-12, atol=1e-15)
-    for buf in (b for s in t_opt.state.values() for b in s.values() if hasattr(b, "shape")):
-        assert isinstance(buf, torch.Tensor)
+    assert_same_on_numpy_and_torch(np_opt, t_opt, SHAPES, steps=STEPS, rtol=1e-12, atol=1e-15)
 
 
 def test_torch_parameters_that_require_grad():
