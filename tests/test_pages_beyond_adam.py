@@ -93,6 +93,44 @@ def test_nadam_momentum_schedule_as_torch_computes_it():
 
 
 # ------------------------------------------------------------------------ mechanics
+def test_muon_shape_factor_follows_pytorchs_layout():
+    """The page: the factor is √max(1, rows/columns) of the stored matrix, so W₁ stored
+    196×64 gets 1.75, where PyTorch's nn.Linear layout (64×196) gets 1."""
+    from torch.optim._muon import _adjust_lr
+
+    from optbook.muon import muon_lr
+
+    linear_shape = torch.nn.Linear(196, 64).weight.shape        # outputs × inputs
+    assert tuple(linear_shape) == (64, 196)
+    assert _adjust_lr(1.0, None, linear_shape) == 1.0
+    assert _adjust_lr(1.0, None, torch.Size((196, 64))) == pytest.approx(1.75)
+    for shape in [(196, 64), (64, 196), (64, 10), (10, 64)]:
+        assert muon_lr(1.0, shape) == pytest.approx(_adjust_lr(1.0, None,
+                                                               torch.Size(shape)))
+
+
+def test_one_newton_schulz_round_is_the_pages_polynomial_in_torch():
+    """The page: one round maps each singular value σ (after X = G/‖G‖_F) to
+    p(σ) = aσ + bσ³ + cσ⁵ with PyTorch's (a, b, c), and p(1) = a + b + c ≈ 0.70."""
+    import inspect
+
+    from torch.optim._muon import _zeropower_via_newtonschulz
+
+    a, b, c = inspect.signature(torch.optim.Muon).parameters["ns_coefficients"].default
+    assert (a, b, c) == pytest.approx((3.4445, -4.7750, 2.0315))
+    assert a + b + c == pytest.approx(0.70, abs=0.005)
+    rng = np.random.default_rng(0)
+    U, _ = np.linalg.qr(rng.standard_normal((64, 32)))
+    V, _ = np.linalg.qr(rng.standard_normal((32, 32)))
+    s = np.geomspace(1.0, 0.01, 32)
+    G = torch.tensor(U @ np.diag(s) @ V.T, dtype=torch.float32)
+    out = _zeropower_via_newtonschulz(G, (a, b, c), 1, 1e-7).float().numpy()
+    sigma = s / np.linalg.norm(s)
+    expected = np.sort(a * sigma + b * sigma**3 + c * sigma**5)[::-1]
+    got = np.linalg.svd(out, compute_uv=False)
+    np.testing.assert_allclose(got, expected, rtol=0.03)      # torch works in bfloat16
+
+
 def test_title_and_place_in_the_table_of_contents():
     assert re.search(r"^# 8\.11 Beyond Adam$", _text(), re.M)
     toc = (ROOT / "_toc.yml").read_text().splitlines()
