@@ -215,7 +215,7 @@ def _(value):
       r"cell 4"),
     "self-check worth points without a hidden twin": (
         MINIMAL.replace("# TEST X-form (0 points)", "# TEST X-form (1 point)"),
-        r"cell 3 \(line \d+, TEST X-form\): the self-check is worth 1 points but no hidden check"),
+        r"cell 3 \(line \d+, TEST X-form\): the self-check is worth 1 point but no hidden check"),
     "unbalanced markers": (MINIMAL.replace("    # END SOLUTION\n", ""),
                            r"cell 2 \(line \d+, ANSWER X1\): BEGIN SOLUTION without its END SOLUTION"),
     "a hidden check that raises on import": (MINIMAL.replace('@checks.add("X-double"', 'REF = 1 / 0\n@checks.add("X-double"'),

@@ -226,3 +226,48 @@ def test_a_file_that_is_not_a_canvas_export_is_refused_by_name(tmp_path):
     run = grader(str(subs), "--out", str(tmp_path / "gb.csv"), "--canvas", str(bad), cwd=tmp_path)
     assert run.returncode == 2 and "not a Canvas gradebook export" in run.stderr
     assert not (tmp_path / "gb.csv").exists()
+
+
+# ------------------------------------------- what an instructor found trying it out
+def test_the_always_visible_output_names_no_hidden_check():
+    """Gradescope shows the top-level output at once: with the hidden checks shown after
+    the due date, it must not list them (the gradebook's reason says "failed: <id>")."""
+    r = result("ann", "X", {"t-form": True, "h-secret": False})
+    r.reason = "cell timeout (30 s) in check h-secret; failed: h-secret"
+    r.notes = ["cell timeout (30 s) in check h-secret", "answer X1 raised ValueError: bad"]
+    shown = gradescope.results_json([r])["output"]
+    assert "h-secret" not in shown
+    assert "X: 1 of 1 visible checks passed" in shown and "answer X1 raised ValueError" in shown
+    assert "h-secret" in gradescope.results_json([r], "visible")["output"]  # all is visible anyway
+
+
+def test_a_missing_notebook_leaves_canvas_as_it_was():
+    """Grading one assignment's collection never overwrites another assignment's grades:
+    a student without a notebook gets an empty cell (Canvas leaves it as it was), and an
+    exercise nobody handed in gets no column."""
+    export = canvas.CanvasExport(
+        canvas.IDENTITY + ["W-warmup (7)", "A-multiple-choice (8)"],
+        [["    Points Possible", "", "", "", "", "4", "10"]],
+        [dict(zip(canvas.IDENTITY, ["Liddell, Alice", "101", "S1", "alice", "A"])),
+         dict(zip(canvas.IDENTITY, ["Bell, Bob", "102", "S2", "bob", "A"]))])
+    rows = [result("alice", "W-warmup", {"h-a": True, "h-b": False}),
+            result("bob", "W-warmup", {"h-a": False, "h-b": False}, status="missing"),
+            result("alice", "A-multiple-choice", {"h-c": False}, status="missing"),
+            result("bob", "A-multiple-choice", {"h-c": False}, status="missing")]
+    table = list(csv.reader(io.StringIO(canvas.upload(rows, export).csv_text)))
+    assert table == [canvas.IDENTITY + ["W-warmup (7)"], ["    Points Possible", "", "", "", "", "4"],
+                     ["Liddell, Alice", "101", "S1", "alice", "A", "2"],
+                     ["Bell, Bob", "102", "S2", "bob", "A", ""]]
+
+
+def test_exercise_limits_what_is_graded(tmp_path):
+    """--exercise grades only the exercises named; an unknown one is refused by name."""
+    from optbook.grade.cli import parse_args
+
+    options = parse_args([str(FIXTURES / "submissions"), "--out", str(tmp_path / "gb.csv"),
+                          "--exercise", "T-demo"])
+    assert options.only == ["T-demo"]
+    run = grader(str(FIXTURES / "submissions"), "--out", str(tmp_path / "gb.csv"), "--exercises",
+                 str(EXERCISES), "--hidden", str(HIDDEN), "--exercise", "T-other", cwd=tmp_path)
+    assert run.returncode != 0 and "--exercise T-other: no such notebook" in run.stderr
+    assert "T-demo" in run.stderr and not (tmp_path / "gb.csv").exists()

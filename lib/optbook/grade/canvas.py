@@ -11,8 +11,9 @@ existing ``Name (id)`` header updates that assignment; a new name creates one, w
 
 ``python -m optbook.grade SUBMISSIONS/ --out gradebook.csv --canvas EXPORT.csv`` writes
 ``gradebook-canvas.csv``: every student of the export, the identity columns copied, one
-column per exercise (the export's column for it if its name is the exercise id,
-otherwise a new one), and the points of every matched student.  The grader's students
+column per exercise the submissions hold (the export's column for it if its name is the
+exercise id, otherwise a new one), and the points of every matched student; a student
+with no notebook for an exercise gets an empty cell, which Canvas leaves as it was.  The grader's students
 (the submission folders' names) are matched with Canvas's by ``SIS Login ID`` (also the
 part before ``@``), then ``SIS User ID``, then the name ("Last, First", "First Last" or
 "first.last", case, accents and punctuation ignored); a name that matches two Canvas
@@ -35,6 +36,9 @@ from optbook.grade.report import write_atomic
 
 IDENTITY = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 POINTS_POSSIBLE = "Points Possible"
+
+
+MISSING = "missing"  # the gradebook's status of a student with no notebook for an exercise
 
 
 class CanvasError(Exception):
@@ -142,13 +146,16 @@ def match(grader_students: list[str], export: CanvasExport) -> tuple[dict[str, i
 
 def upload(results: list[Result], export: CanvasExport) -> CanvasUpload:
     """The CSV for Canvas's import: identity columns, one column per exercise."""
-    exercises = sorted({r.exercise for r in results})
+    # Only the exercises this collection holds (an exercise nobody handed in is not part of
+    # it), and no 0 for a missing notebook: an empty cell changes nothing in Canvas, so
+    # grading one assignment never overwrites the grades of another.
+    exercises = sorted({r.exercise for r in results if r.status != MISSING})
     max_points = {r.exercise: r.max_points for r in results}
     existing = {re.sub(r"\s*\(\d+\)$", "", h).strip(): h for h in export.header[len(IDENTITY):]}
     columns = {e: existing.get(e, e) for e in exercises}
     students = sorted({r.student for r in results})
     matched, unmatched = match(students, export)
-    points = {(r.student, r.exercise): r.points for r in results}
+    points = {(r.student, r.exercise): r.points for r in results if r.status != MISSING}
     rows = [IDENTITY + [columns[e] for e in exercises]]
     for meta in export.meta_rows:
         record = dict(zip(export.header, meta))

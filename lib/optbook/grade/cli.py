@@ -52,7 +52,8 @@ def parse_args(argv: list[str] | None = None) -> Options | argparse.Namespace:
                      help="write a Gradescope autograder zip (setup.sh, run_autograder) and stop; "
                           "no SUBMISSIONS needed")
     lms.add_argument("--exercise", action="append", default=[], metavar="ID",
-                     help="with --gradescope-package: an exercise of the assignment (repeatable; default: all)")
+                     help="grade only this exercise (repeatable; default: every notebook in --exercises); "
+                          "with --gradescope-package: the exercises the autograder grades")
     lms.add_argument("--canvas", type=Path, metavar="EXPORT.csv",
                      help="the gradebook CSV exported from Canvas; writes <out stem>-canvas.csv to import")
     a = p.parse_args(argv)
@@ -70,7 +71,8 @@ def parse_args(argv: list[str] | None = None) -> Options | argparse.Namespace:
     limits = Limits(a.cell_timeout, a.timeout, a.memory_mb or None, a.processes)
     return Options(a.submissions, a.out, a.exercises, a.hidden, a.jobs, limits, a.feedback_dir, a.cache_dir,
                    a.prose, use_cache=not a.no_cache, sandbox=not a.no_sandbox, data=a.data,
-                   gradescope=a.gradescope, gradescope_visibility=a.gradescope_visibility, canvas=a.canvas)
+                   gradescope=a.gradescope, gradescope_visibility=a.gradescope_visibility, canvas=a.canvas,
+                   only=a.exercise)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,7 @@ def results_json(results: list[Result], hidden_visibility: str = "after_due_date
         raise ValueError(f"visibility {hidden_visibility!r} is not one of {', '.join(VISIBILITIES)}")
     tests, lines = [], []
     for r in sorted(results, key=lambda r: r.exercise):
-        lines.append(f"{r.exercise}: {r.points}/{r.max_points} points ({r.status}; {r.reason})")
+        lines.append(summary_line(r, hidden_visibility))
         for c in r.checks:
             output = "passed" if c.passed else clip(c.message or "failed", MESSAGE_LIMIT)
             tests.append({"name": f"{r.exercise} · {c.id}", "score": float(c.points),
@@ -57,6 +57,22 @@ def results_json(results: list[Result], hidden_visibility: str = "after_due_date
                           "status": "passed" if c.passed else "failed"})
     return {"score": float(sum(r.points for r in results)), "output": "\n".join(lines),
             "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+
+
+def summary_line(r: Result, hidden_visibility: str) -> str:
+    """The always-visible top of a student's results: with the hidden checks not visible,
+    only the visible checks' count and the notes that name no hidden check (the gradebook's
+    reason lists failed hidden checks by id, e.g. "failed: D1-final")."""
+    if hidden_visibility == "visible":
+        return f"{r.exercise}: {r.points}/{r.max_points} points ({r.status}; {r.reason})"
+    visible = [c for c in r.checks if c.visible]
+    hidden = {c.id for c in r.checks if not c.visible}
+    notes = [n for n in r.notes if not any(h in n for h in hidden)]
+    line = (f"{r.exercise}: {sum(c.passed for c in visible)} of {len(visible)} visible checks "
+            f"passed; the other checks' results are shown {hidden_visibility.replace('_', ' ')}")
+    if r.status != "ok":
+        line += f" ({r.status})"
+    return line + "".join(f"\n  {n}" for n in notes)
 
 
 def write_results(results: list[Result], folder: Path, hidden_visibility: str = "after_due_date") -> list[Path]:

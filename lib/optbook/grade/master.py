@@ -303,12 +303,13 @@ def _check_ids(master: Master) -> None:
         if cell.role != "test":
             continue
         twin = hidden.get(cell.id)
+        worth = f"{cell.points} point{'s' * (cell.points != 1)}"
         if cell.points and twin is None:
-            raise MasterError(f"{master.where(cell)}: the self-check is worth {cell.points} points but no hidden "
+            raise MasterError(f"{master.where(cell)}: the self-check is worth {worth} but no hidden "
                               f"check has the id {cell.id!r}: its verdict in the student's kernel could be forged, "
                               "so its points must come from a hidden check of the same id")
         if twin is not None and twin.points != cell.points:
-            raise MasterError(f"{master.where(cell)}: the self-check is worth {cell.points} points and its hidden "
+            raise MasterError(f"{master.where(cell)}: the self-check is worth {worth} and its hidden "
                               f"check {cell.id!r} (cell {twin.cell.number}) {twin.points}")
     if not any(c.role == "answer" for c in master.cells):
         raise MasterError(f"{master.path}: no answer cell ('# ANSWER <id>' or '<!-- ANSWER <id>: … -->')")

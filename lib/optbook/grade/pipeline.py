@@ -55,6 +55,7 @@ class Options:
     gradescope: Path | None = None  # also DIR/<student>/results.json (optbook.grade.gradescope)
     gradescope_visibility: str = "after_due_date"  # of the hidden checks on Gradescope
     canvas: Path | None = None  # Canvas's gradebook export: also <out stem>-canvas.csv
+    only: list[str] = field(default_factory=list)  # --exercise: grade only these (default: all)
 
     def __post_init__(self):
         self.feedback_dir = self.feedback_dir or self.out.with_name(f"{self.out.stem}-feedback")
@@ -94,13 +95,22 @@ def grade(options: Options) -> GradeRun:
     exercises = load_exercises(options.exercises, options.hidden)
     if not exercises:
         raise SystemExit(f"no exercise notebooks in {options.exercises}")
+    known = set(exercises)  # a notebook of another exercise is not "unknown", only not graded now
+    if options.only:  # --exercise
+        unknown = sorted(set(options.only) - known)
+        if unknown:
+            raise SystemExit(f"--exercise {', '.join(unknown)}: no such notebook in {options.exercises} "
+                             f"(there are: {', '.join(exercises)})")
+        exercises = {e: exercises[e] for e in exercises if e in options.only}
     for exercise_id in exercises:
         if not (options.hidden / f"{exercise_id}.py").exists() and not options.quiet:
             print(f"warning: {options.hidden / exercise_id}.py not found: no checks", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="optbook-grade-", ignore_cleanup_errors=True) as workspace:
         workspace = Path(workspace)
         config, start_cost = prepare_sandbox(options, workspace)
-        submissions, rejections, students = discover(options.submissions, set(exercises))
+        submissions, rejections, students = discover(options.submissions, known)
+        submissions = [s for s in submissions if s.exercise in exercises]
+        rejections = [r for r in rejections if r.exercise in exercises or r.exercise not in known]
         by_pair = {(s.student, s.exercise): s for s in submissions}
         cache = Cache(options.cache_dir if options.use_cache else None)
         results = [not_graded(r.name, None, r.exercise, "rejected", f"rejected {r.name!r}: {r.why}", options.mode)
