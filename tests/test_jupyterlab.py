@@ -258,7 +258,7 @@ def test_sliders_move_their_figures_and_plumbing_is_folded(lab, lab_page):
     for i in range(handles.count()):
         handle = handles.nth(i)
         handle.scroll_into_view_if_needed()
-        output = panel.locator(".jp-OutputArea", has=handle)
+        output = handle.locator("xpath=ancestor::div[contains(@class, 'jp-OutputArea')][1]")
         shown = "(els) => els.filter(e => e.offsetParent !== null).map(e => e.src).join()"
         before = output.locator("img").evaluate_all(shown)
         handle.focus()
@@ -272,7 +272,9 @@ def test_sliders_move_their_figures_and_plumbing_is_folded(lab, lab_page):
                           ".map(c => [(c.getMetadata('tags') || []).join(), "
                           "!!(c.getMetadata('jupyter') || {}).source_hidden])")
     assert tags and all(hidden == ("hide-" in t) for t, hidden in tags), tags
-    collapsed = panel.locator(".jp-CodeCell .jp-InputArea .jp-InputPlaceholder").count()
-    assert collapsed == sum(hidden for _, hidden in tags)
+    folded = _current(page, "w.content.widgets.filter(c => c.model.type === 'code')"
+                            ".map(c => c.inputHidden)")
+    assert folded == [hidden for _, hidden in tags]
+    assert panel.locator(".jp-CodeCell .jp-InputPlaceholder").count() == sum(folded)
     assert not blocked, f"requests left localhost: {blocked}"
     page.evaluate("() => jupyterapp.commands.execute('application:close')")
