@@ -242,7 +242,8 @@ def test_sliders_move_their_figures_and_plumbing_is_folded(lab, lab_page):
     shows another frame; the plumbing cells (hide-cell/hide-input on the site) are folded
     and the teaching code is in view."""
     page, blocked = lab_page
-    _open_in_file_browser(page, "chapters", Path(SLIDER_PAGE).name)
+    # opened with the file's default viewer (the file browser may be in any folder now)
+    page.evaluate(f"() => {{ jupyterapp.commands.execute('docmanager:open', {{path: '{SLIDER_PAGE}'}}); }}")
     page.wait_for_function(f"() => jupyterapp.shell.currentWidget?.context?.path === '{SLIDER_PAGE}'"
                            " && jupyterapp.shell.currentWidget.sessionContext.session?.kernel"
                            "?.status === 'idle'", timeout=60_000)
