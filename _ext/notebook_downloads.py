@@ -62,7 +62,8 @@ def _offer_chapter(app, pagename, templatename, context, doctree) -> None:
              "text": "chapter .zip", "icon": "fas fa-file-archive",
              "tooltip": "Download the whole chapter (its repository) to run with make lab",
              "label": "download-chapter-button"},
-            {"type": "link", "url": pathto(RUN_IT_YOURSELF) + "#" + RUN_IT_YOURSELF_ANCHOR,
+            {"type": "link", "url": ("" if pagename == RUN_IT_YOURSELF else pathto(RUN_IT_YOURSELF))
+                                    + "#" + RUN_IT_YOURSELF_ANCHOR,
              "text": "run it yourself", "icon": "fas fa-play",
              "tooltip": "How to run the pages in JupyterLab", "label": "run-yourself-button"},
         ]

@@ -100,3 +100,8 @@ def test_every_download_menu_offers_the_chapter_and_how_to_run_it():
     assert labels == ["ipynb", "download-chapter-button", "run-yourself-button", "md"]
     assert menu["buttons"][1]["url"] == "../_downloads/chapter-8-optimization.zip"
     assert menu["buttons"][2]["url"] == "../chapters/00-opening.html#run-it-yourself"
+    # on the opening itself, a link within the page (pathto would give "#")
+    menu["buttons"] = [{"label": "ipynb"}, {"label": "md"}]
+    context["pathto"] = lambda name, resource=0: "#" if name == "chapters/00-opening" else name
+    notebook_downloads._offer_chapter(None, "chapters/00-opening", "page.html", context, None)
+    assert menu["buttons"][2]["url"] == "#run-it-yourself"
