@@ -30,6 +30,17 @@ def gradient_stream(seed, shapes):
     return grads
 
 
+def bound_to(default_shapes):
+    """``random_params`` and ``gradient_stream`` whose ``shapes`` default to a test
+    file's own: ``random_params, gradient_stream = bound_to(SHAPES)``."""
+    def params(seed, shapes=default_shapes):
+        return random_params(seed, shapes)
+
+    def stream(seed, shapes=default_shapes):
+        return gradient_stream(seed, shapes)
+    return params, stream
+
+
 def assert_same_on_numpy_and_torch(np_opt, t_opt, shapes, steps, rtol, atol, seed=7):
     """``np_opt`` on float64 arrays and ``t_opt`` (an identical optimizer) on float64
     tensors take the same steps, keep their state as tensors and return their params."""

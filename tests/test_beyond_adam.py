@@ -27,12 +27,7 @@ STEPS = 150
 SEEDS = [0, 1, 2, 3]
 
 
-def random_params(seed, shapes=SHAPES):
-    return optimizer_streams.random_params(seed, shapes)
-
-
-def gradient_stream(seed, shapes=SHAPES):
-    return optimizer_streams.gradient_stream(seed, shapes)
+random_params, gradient_stream = optimizer_streams.bound_to(SHAPES)
 
 
 # ------------------------------------------------------------------------ shared helpers

@@ -17,12 +17,7 @@ CASES = ["SGD", "Momentum", "Nesterov", "RMSprop", "AdaGrad", "Adam", "AdamW"]
 STEPS = 200
 
 
-def random_params(seed, shapes=SHAPES):
-    return optimizer_streams.random_params(seed, shapes)
-
-
-def gradient_stream(seed, shapes=SHAPES):
-    return optimizer_streams.gradient_stream(seed, shapes)
+random_params, gradient_stream = optimizer_streams.bound_to(SHAPES)
 
 
 # ------------------------------------------------------------------------ shared helpers
