@@ -190,7 +190,10 @@ def bwrap_argv(config: SandboxConfig, link: str, *, uid: int | None, extra: list
     else:  # root: no user namespace (the kernel then drops to ``uid``, which needs these two)
         argv = [config.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                 "--unshare-cgroup-try", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    argv += ["--die-with-parent", "--as-pid-1", "--new-session"]
+    argv += ["--die-with-parent", "--as-pid-1", "--new-session",
+             # the private /tmp first: a read-only folder below it (a checkout in a
+             # temporary folder) is then bound on top of it instead of hidden by it
+             "--size", scratch, "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"]
     for folder in _ancestors(config.read_only):  # bwrap would make them 0700
         argv += ["--perms", "0755", "--dir", folder]
     for path in config.read_only:
@@ -199,7 +202,6 @@ def bwrap_argv(config: SandboxConfig, link: str, *, uid: int | None, extra: list
         argv += ["--symlink", target, path]
     argv += ["--proc", "/proc", "--dev", "/dev",
              "--size", scratch, "--tmpfs", "/dev/shm", "--chmod", "1777", "/dev/shm",
-             "--size", scratch, "--tmpfs", "/tmp", "--chmod", "1777", "/tmp",
              "--dir", link, "--chmod", "1777", link, "--dir", home, "--chmod", "1777", home,
              "--remount-ro", "/", "--remount-ro", "/dev",  # bwrap's own (unbounded) file systems
              "--chdir", "/", "--clearenv"]
