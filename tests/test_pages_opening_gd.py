@@ -101,6 +101,21 @@ def test_smaller_batches_need_fewer_epochs_in_the_race():
     assert all(np.diff(epochs) > 0), epochs            # B = 1 < 32 < 512 < N
 
 
+# ------------------------------------------------ 8.2: learning-rate searches
+def test_every_fraud_search_keeps_a_rate_inside_its_grid():
+    """Each set-up of 8.2 is searched over at least three rates, and the rate it keeps
+    (`pick`, checked against the full search when the book is built) is never at an end
+    of them, so no set-up's result is an artefact of where its search stopped."""
+    calls = re.findall(r"tried\(\(([^)]*)\),\s*(?:pick=)?([0-9.]+)\)", FRAUD.read_text())
+    assert len(calls) == 6, calls            # before, after and four ablation set-ups
+    for rates, pick in calls:
+        rates = sorted(float(r) for r in rates.split(","))
+        assert len(rates) >= 3 and rates[0] < float(pick) < rates[-1], (rates, pick)
+    ns = run_cells(FRAUD, "def tried(")
+    with pytest.raises(AssertionError, match="inside the search"):
+        ns["tried"]((1.0, 3.0), 3.0)
+
+
 # ----------------------------------------------------------- the opening's numbers
 def test_scenario_bills_are_one_price_times_two_times():
     ns = run_cells(OPENING, "# Plumbing for this page", "N, B, gpus = ")
