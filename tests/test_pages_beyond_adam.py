@@ -177,3 +177,47 @@ def test_book_voice_and_line_length():
             for line in cell.source.splitlines():
                 assert len(line) <= 88, line
     assert ':class: common-claim' in text and "**Verdict.**" in text
+
+
+# ------------------------------------------------------------------- read on a phone
+def phone_layout_problems(cells) -> list[str]:
+    """What keeps a page's figures from being read on a 390 px phone (issue 15), found in
+    its code cells: a figure wider than 5.4 inches (about 490 CSS px: a phone shrinks it
+    to its 358 px column, text and all), panels side by side instead of stacked
+    (``two_panels(True, …)``), a static figure not drawn in the slider frames' larger
+    text (``plt.rc_context(FRAME_STYLE)``)."""
+    import ast
+
+    problems = []
+    for cell in cells:
+        if cell.cell_type != "code" or "%" in cell.source.split("\n", 1)[0]:
+            continue
+        calls = [node for node in ast.walk(ast.parse(cell.source))
+                 if isinstance(node, ast.Call) and ast.unparse(node.func) in
+                 ("plt.subplots", "two_panels")]
+        for call in calls:
+            name, args = ast.unparse(call.func), [ast.unparse(a) for a in call.args]
+            keywords = {k.arg: k.value for k in call.keywords}
+            size = keywords.get("figsize") or keywords.get("above")
+            if isinstance(size, ast.Tuple) and "above" in keywords and "figsize" not in keywords:
+                size = size.elts[0]
+            width = ast.literal_eval(size)[0] if isinstance(size, ast.Tuple) else None
+            if name == "plt.subplots" and (width is None or len(args) > 1 and args[1] != "1"):
+                problems.append(f"{ast.unparse(call)}: side by side or default size")
+            if name == "two_panels" and args[:1] != ["True"]:
+                problems.append(f"{ast.unparse(call)}: panels not stacked")
+            if width is not None and width > 5.4:
+                problems.append(f"{ast.unparse(call)}: {width} inches wide")
+        if calls and "frame_slider(" not in cell.source \
+                and "rc_context(FRAME_STYLE)" not in cell.source:
+            problems.append(f"a static figure in the page's style: {cell.source[:60]!r}")
+    return problems
+
+
+def test_figures_are_readable_on_a_phone():
+    """Every figure and slider frame of the page is one column wide (panels stacked) and
+    its text as large as the slider frames'; before, the ravine's frames were two
+    panels side by side, 10 inches wide, with a legend of about 5 CSS px on a phone."""
+    assert not phone_layout_problems(_cells())
+    before = "```{code-cell} ipython3\nfig, axes = plt.subplots(1, 2, figsize=(10, 3.8))\n```"
+    assert len(phone_layout_problems(jupytext.reads(before, fmt="md:myst").cells)) == 3
