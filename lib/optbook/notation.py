@@ -1,8 +1,8 @@
 """The book's one notation table.
 
-Every page, docstring and variable name in the chapter uses these symbols.  The
-chapter's source text writes momentum's velocity as ``V_dW`` and RMSprop's running
-average as ``S_dW``; the book calls both by the name they have inside Adam (``m`` and
+Every page, docstring and variable name in the chapter uses these symbols.  Many
+courses write momentum's velocity as ``V_dW`` and RMSprop's running average as
+``S_dW``; the book calls both by the name they have inside Adam (``m`` and
 ``v``), so that one symbol never means two things.
 
 The table is data, so the book renders it from here (``notation_markdown()``) and the
@@ -26,8 +26,8 @@ NOTATION: tuple[Symbol, ...] = (
     Symbol(r"$g_t = \nabla J(\theta_{t-1})$", "grads", "the gradient used at step t; "
            "for a parameter `W` it is stored under the key `'dW'`"),
     Symbol(r"$t$", "t", "the step (iteration) counter, starting at 1 for the first update"),
-    Symbol(r"$N$, $B$", "N, batch_size", "number of training examples (the source text "
-           "writes $m$); mini-batch size, so an epoch has $\\lceil N/B \\rceil$ updates"),
+    Symbol(r"$N$, $B$", "N, batch_size", "number of training examples (many texts "
+           "write $m$); mini-batch size, so an epoch has $\\lceil N/B \\rceil$ updates"),
     Symbol(r"$\alpha$", "lr", "learning rate (a number, or a schedule $\\alpha_t$)"),
     Symbol(r"$\beta$", "beta", "decay of an exponentially weighted average "
            "(the 8.3 average, momentum, RMSprop)"),
