@@ -102,5 +102,5 @@ def _(answer):
         "A10: Wilson et al. (2017) compared adaptive methods, which scale each "
         "parameter's step by its own gradient history, with a method that does not. On "
         "their image classification benchmarks the adaptive ones reached a low training "
-        "loss quickly but a worse test accuracy (see 'Common mistakes and "
+        "loss quickly but a worse test accuracy (section 8.13, 'Common mistakes and "
         "misconceptions').")
