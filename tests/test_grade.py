@@ -339,7 +339,11 @@ def test_malformed_files_are_named_precisely(tmp_path):
     exercise = t_demo()
     cases = {b"[1, 2]": "not a Jupyter notebook (no list of cells)",
              b"\xff\xfe": "not UTF-8 text",
-             b'{"cells": [], "nbformat": 3}': "not a Jupyter notebook (ValidationError)"}
+             b'{"cells": [], "nbformat": 3}': "not a Jupyter notebook (ValidationError)",
+             b"[" * 100_000 + b"]" * 100_000: "invalid JSON (nested too deeply)",
+             b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", '
+             b'"metadata": {"optbook": {"role": "answer", "id": "a1"}}, "source": {"x": 1}}]}':
+                 "answer cell a1: its source is not text"}
     for content, message in cases.items():
         path = tmp_path / "x.ipynb"
         path.write_bytes(content)
@@ -653,6 +657,14 @@ def hostile_submissions(ctx: SimpleNamespace) -> dict[str, dict[str, str]]:
                     thing.close(linger=0)
             time.sleep(25)
             """), "a2": CORRECT_A2},
+        # its kernel's messages carry a lone surrogate (JSON "\\ud800"), which no UTF-8 report can hold:
+        # the run must not stop before anyone's gradebook row and feedback are written
+        "unicoder": {"a1": CORRECT_A1 + textwrap.dedent("""\
+            import json
+            from jupyter_client.jsonutil import json_default
+            get_ipython().kernel.session.pack = lambda o: json.dumps(o, default=json_default).encode()
+            raise ValueError("bad \\ud800 value")
+            """), "a2": CORRECT_A2},
         # a fork bomb in the background, then correct answers
         "bomber": {"a1": HEADER + textwrap.dedent("""\
             import subprocess, sys
@@ -666,8 +678,29 @@ def hostile_submissions(ctx: SimpleNamespace) -> dict[str, dict[str, str]]:
 HOSTILE = {  # student: (points of 7, status)
     "honest": (7, "ok"), "silencer": (0, "ok"), "replier": (0, "ok"), "stripper": (0, "ok"),
     "forger": (0, "ok"), "flooder": (0, "ok"), "hoarder": (0, "ok"), "reader": (5, "ok"), "vandal": (7, "ok"), "killer": (7, "ok"),
-    "bomber": (7, "ok"), "hijacker": (None, None),
+    "bomber": (7, "ok"), "hijacker": (None, None), "unicoder": (7, "ok"),
+    # files written by the fixture: a prose answer with a lone surrogate, JSON nested past Python's recursion
+    # limit, a cell whose metadata is not a dict, an answer whose source is not text
+    "surrogate": (7, "ok"), "nested": (0, "malformed"), "oddmeta": (7, "ok"), "notext": (0, "malformed"),
 }
+ODD_FILES = {  # student: what the fixture does to an honest T-demo notebook (as JSON)
+    "surrogate": lambda nb: next(c for c in nb["cells"] if c["metadata"]["optbook"].get("id") == "a3").update(
+        source="damping \ud800 answer"),
+    "oddmeta": lambda nb: nb["cells"][0].update(metadata="not a dict"),
+    "notext": lambda nb: next(c for c in nb["cells"] if c["metadata"]["optbook"].get("id") == "a1").update(
+        source=[1, 2]),
+}
+
+
+def write_odd_files(subs: Path) -> None:
+    """The hostile files that are not notebooks nbformat would write (see ODD_FILES)."""
+    for student, change in ODD_FILES.items():
+        write_submission(subs / student / "T-demo.ipynb", {"a1": CORRECT_A1, "a2": CORRECT_A2})
+        nb = json.loads((subs / student / "T-demo.ipynb").read_text())
+        change(nb)
+        (subs / student / "T-demo.ipynb").write_text(json.dumps(nb))  # ASCII: the surrogate as "\ud800"
+    (subs / "nested" / "T-demo.ipynb").parent.mkdir(parents=True)
+    (subs / "nested" / "T-demo.ipynb").write_text("[" * 100_000 + "]" * 100_000)
 
 
 @pytest.fixture(scope="module")
@@ -703,6 +736,7 @@ def hostile(tmp_path_factory):
         thread.start()
     for student, answers in hostile_submissions(ctx).items():
         write_submission(ctx.subs / student / "T-demo.ipynb", answers)
+    write_odd_files(ctx.subs)
     before = {p: p.read_bytes() for p in (exercises / "T-demo.ipynb", hidden / "T-demo.py",
                                            ctx.subs / "honest" / "T-demo.ipynb")}
     opts = options(ctx.subs, ctx.out, exercises=exercises, hidden=hidden)
@@ -786,6 +820,16 @@ def test_the_sandbox_keeps_files_network_and_processes_in(hostile):
 
 def test_the_grader_survives_and_its_reports_stay_its_own(hostile):
     assert sorted(hostile.rows) == sorted(HOSTILE)  # the killer took no one down
+    feedback = hostile.options.feedback_dir
+    assert sorted(p.stem for p in feedback.iterdir()) == sorted(HOSTILE)  # nor did a lone surrogate
+    assert "answer a1 raised ValueError: bad \ufffd value" in (feedback / "unicoder.md").read_text()
+    assert hostile.rows["nested"]["reason"] == "malformed: invalid JSON (nested too deeply)"
+    assert hostile.rows["notext"]["reason"] == "malformed: answer cell a1: its source is not text"
+    assert hostile.rows["surrogate"]["reason"] == ("answer cell a3 holds text that is not valid Unicode (lone "
+                                                   "surrogates): each was replaced by U+FFFD; all checks passed")
+    with open(hostile.options.prose, newline="", encoding="utf-8") as f:
+        prose = {row["student"]: row["text"] for row in csv.DictReader(f)}
+    assert prose["surrogate"] == "damping \ufffd answer"
     assert hostile.ctx.out.read_bytes() == hostile.gradebook  # nothing rewrote it afterwards
     assert hostile.rows["killer"]["reason"] == "all checks passed"
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from optbook.grade.checks import Check, ChecksError, load_checks
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # exercise and student names
+SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 class ExerciseError(Exception):
@@ -40,9 +41,18 @@ class Exercise:
 
 
 def meta(cell: dict) -> dict:
-    """A cell's ``metadata.optbook`` (empty if it has none)."""
-    value = cell.get("metadata", {}).get("optbook", {})
+    """A cell's ``metadata.optbook`` (empty if it has none, or if a submission's cell has
+    something else than a dict where the metadata go)."""
+    metadata = cell.get("metadata") if isinstance(cell, dict) else None
+    value = metadata.get("optbook") if isinstance(metadata, dict) else None
     return value if isinstance(value, dict) else {}
+
+
+def valid_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD.  JSON can carry them
+    (``"\\ud800"``), from a submission or from the kernel, and no UTF-8 file can hold
+    them: a report that held one could not be written."""
+    return SURROGATE_RE.sub("\ufffd", text)
 
 
 def source(cell: dict) -> str:

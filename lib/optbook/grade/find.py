@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from optbook.grade.exercise import NAME_RE, Exercise, meta, source
+from optbook.grade.exercise import NAME_RE, Exercise, meta, valid_text
 
 SUBMISSION_SIZE_LIMIT = 100 * 2**20
 
@@ -51,7 +51,12 @@ def discover(root: Path, exercise_ids: set[str]) -> tuple[list[Submission], list
         elif entry.is_dir():
             if _valid_student(entry.name, rejected):
                 students.add(entry.name)
-                for file in sorted(entry.iterdir(), key=lambda p: p.name):
+                try:
+                    files = sorted(entry.iterdir(), key=lambda p: p.name)
+                except OSError as exc:
+                    rejected.append(_rejection(entry.name, "?", f"the folder cannot be read ({exc.strerror})"))
+                    continue
+                for file in files:
                     _add_file(file, entry.name, file.name, exercise_ids, found, rejected)
         elif entry.name.endswith(".ipynb"):
             student, sep, exercise_file = entry.name.rpartition("__")
@@ -105,15 +110,19 @@ def read_answers(path: Path, exercise: Exercise) -> tuple[dict[str, str], list[s
     """The submission's answer cells by id, and notes (missing or doubled cells)."""
     import nbformat
 
-    if path.stat().st_size > SUBMISSION_SIZE_LIMIT:
-        raise MalformedSubmission(f"file larger than {SUBMISSION_SIZE_LIMIT // 2**20} MiB")
     try:
+        if path.stat().st_size > SUBMISSION_SIZE_LIMIT:
+            raise MalformedSubmission(f"file larger than {SUBMISSION_SIZE_LIMIT // 2**20} MiB")
         text = path.read_bytes().decode("utf-8")
         data = json.loads(text)
+    except OSError as exc:
+        raise MalformedSubmission(f"the file cannot be read ({exc.strerror or type(exc).__name__})") from None
     except UnicodeDecodeError:
         raise MalformedSubmission("not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise MalformedSubmission(f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise MalformedSubmission("invalid JSON (nested too deeply)") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise MalformedSubmission("not a Jupyter notebook (no list of cells)")
     try:
@@ -131,8 +140,16 @@ def read_answers(path: Path, exercise: Exercise) -> tuple[dict[str, str], list[s
             continue
         if answer_id in answers:
             notes.append(f"answer cell {answer_id} appears twice: the first one was used")
-        else:
-            answers[answer_id] = source(cell)
+            continue
+        text = cell.get("source", "")
+        if isinstance(text, list) and all(isinstance(line, str) for line in text):
+            text = "".join(text)
+        if not isinstance(text, str):
+            raise MalformedSubmission(f"answer cell {answer_id}: its source is not text")
+        answers[answer_id] = valid_text(text)
+        if answers[answer_id] != text:
+            notes.append(f"answer cell {answer_id} holds text that is not valid Unicode (lone surrogates): "
+                         "each was replaced by U+FFFD")
     for answer_id in exercise.answer_ids:
         if answer_id not in answers:
             notes.append(f"missing answer cell {answer_id}: the template was used")

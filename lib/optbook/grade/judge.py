@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from optbook.grade.exercise import Exercise
+from optbook.grade.exercise import Exercise, valid_text
 from optbook.grade.merge import CellRole
 from optbook.grade.run import CellRun, Limits
 
@@ -62,8 +62,9 @@ class Result:
 
 
 def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, marked when cut."""
-    text = str(text)
+    """``text`` cut to ``limit`` characters, marked when cut (and lone surrogates, which a
+    student's string can carry into a message, replaced)."""
+    text = valid_text(str(text))
     return text if len(text) <= limit else text[:limit] + " … (truncated)"
 
 

@@ -181,6 +181,9 @@ def _prepare(student: str, exercise_id: str, exercise: Exercise | str, submissio
         answers, notes = read_answers(submission.path, exercise)
     except MalformedSubmission as exc:
         return "done", not_graded(student, exercise, exercise_id, "malformed", f"malformed: {exc}", options.mode)
+    except Exception as exc:  # noqa: BLE001 - a file no rule above foresaw: its row, never a crash of the run
+        return "done", not_graded(student, exercise, exercise_id, "malformed",
+                                  f"malformed: cannot be read ({type(exc).__name__})", options.mode)
     prose.extend((student, exercise_id, i, answers[i]) for i in exercise.prose_ids if i in answers)
     key = cache_key(exercise, answers, options.limits, options.mode)
     hit = cache.get(student, exercise_id, key)

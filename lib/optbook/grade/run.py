@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from optbook.grade.exercise import valid_text
 from optbook.grade.sandbox import clean_up
 
 
@@ -99,17 +100,18 @@ class CellRun:
 
     @classmethod
     def from_record(cls, record: dict) -> CellRun:
-        def text(key: str) -> str:
+        def text(key: str) -> str:  # the kernel's words: no lone surrogates (no report could hold them)
             value = record.get(key)
-            return value if isinstance(value, str) else ""
+            return valid_text(value) if isinstance(value, str) else ""
 
         payloads = [{"nonce": p["nonce"], "json": p["json"], "too_large": p.get("too_large") is True}
                     for p in record.get("payloads", []) if isinstance(p, dict)
                     and isinstance(p.get("nonce"), str) and isinstance(p.get("json"), str)]
         reply = record.get("reply_status")
+        reply = valid_text(reply) if isinstance(reply, str) else None
         exit_code = record.get("kernel_exit")
         return cls(bool(record.get("ran")), record.get("failed") is not False, text("nbval"),
-                   reply if isinstance(reply, str) else None, text("ename"), text("evalue"), payloads,
+                   reply, text("ename"), text("evalue"), payloads,
                    None if exit_code is None else str(exit_code), bool(record.get("output_truncated")))
 
 
