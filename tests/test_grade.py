@@ -951,6 +951,75 @@ def test_sandbox_limits_memory_processes_file_size_and_space(box):
     assert seen["file"] == errno.EFBIG and seen["space"] == errno.ENOSPC
 
 
+def test_sandbox_refuses_memory_that_the_data_limit_does_not_count(box):
+    """One process, 600 MiB over its 512 MiB limit, by every way that RLIMIT_DATA does not
+    count: shared anonymous memory, a file in memory (memfd), System V shared memory, a
+    user namespace of its own with a file system in memory of any size, and the main
+    thread's stack with its limit raised.  Each is refused; ordinary work still runs."""
+    seen = inside(box, """
+        import ctypes, json, mmap, os, resource, subprocess, sys, threading
+        N, out = 600 * 2**20, {}
+        def attempt(name, action):
+            try:
+                action()
+                out[name] = "done"
+            except OSError as exc:
+                out[name] = exc.errno
+        def shared():
+            m = mmap.mmap(-1, N)  # MAP_SHARED | MAP_ANONYMOUS
+            for i in range(0, N, 4096):
+                m[i] = 1
+        def memfd():
+            fd = os.memfd_create("x")
+            for _ in range(6):
+                os.write(fd, b"x" * (100 * 2**20))
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.shmget.restype = ctypes.c_int
+        def sysv():
+            if libc.shmget(0, ctypes.c_size_t(N), 0o1600) < 0:  # IPC_PRIVATE, IPC_CREAT | 0600
+                raise OSError(ctypes.get_errno(), "shmget")
+        def userns():
+            pid = os.fork()
+            if pid == 0:  # CLONE_NEWUSER | CLONE_NEWNS, then a 2 GiB file system in memory on /tmp
+                if libc.unshare(0x10000000 | 0x00020000) != 0:
+                    os._exit(100 + ctypes.get_errno())
+                os._exit(0 if libc.mount(b"none", b"/tmp", b"tmpfs", 0, b"size=2g") == 0 else 99)
+            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            if code >= 100:
+                raise OSError(code - 100, "unshare")
+        attempt("shared", shared)
+        attempt("memfd", memfd)
+        attempt("sysv", sysv)
+        attempt("userns", userns)
+        try:
+            resource.setrlimit(resource.RLIMIT_STACK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            out["stack"] = "raised"
+        except ValueError:
+            out["stack"] = resource.getrlimit(resource.RLIMIT_STACK)
+        thread = threading.Thread(target=lambda: out.update(thread="ran"))
+        thread.start()
+        thread.join()
+        out["child"] = subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True,
+                                      text=True).stdout.strip()
+        print(json.dumps(out))
+        """)
+    import errno
+
+    assert {k: seen[k] for k in ("shared", "memfd", "sysv", "userns")} == dict.fromkeys(
+        ("shared", "memfd", "sysv", "userns"), errno.EPERM)
+    assert seen["stack"] == [8 * 2**20, 8 * 2**20]
+    assert seen["thread"] == "ran" and seen["child"] == "42"
+
+
+def test_without_libseccomp_the_sandbox_refuses_and_names_the_package(monkeypatch):
+    import ctypes.util
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "/nonexistent/libseccomp.so.2")
+    with pytest.raises(sandbox.SandboxUnavailable, match="libseccomp was not found; install libseccomp "
+                                                         r"\(Debian/Ubuntu: `apt-get install libseccomp2`"):
+        sandbox.plan()
+
+
 def test_every_process_dies_with_the_sandbox(box):
     marker = f"{time.time_ns() % 10**6 + 2000}.25"
     inside(box, f"""

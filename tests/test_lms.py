@@ -134,7 +134,7 @@ def test_the_autograder_package_grades_a_submission_in_gradescopes_layout(tmp_pa
         assert not any(n.startswith("solutions/") or n.endswith(".pyc") for n in names)
         assert "-e ." not in z.read("requirements.txt").decode()
         setup = z.read("setup.sh").decode()
-    assert "bubblewrap" in setup
+    assert "bubblewrap" in setup and "libseccomp2" in setup  # the sandbox and its seccomp filter
     assert subprocess.run(["bash", "-n", "-c", setup]).returncode == 0
     # a correct submission next to a draft that sorts first: the exercise's own name wins
     honest = emulate_gradescope(tmp_path / "a", package, {

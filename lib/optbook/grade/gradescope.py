@@ -17,9 +17,9 @@ by default (``hidden`` in Gradescope's sense would drop their points from what t
 student sees; ``--gradescope-visibility`` chooses).
 
 ``python -m optbook.grade --gradescope-package OUT.zip`` writes the zip that Gradescope
-runs: ``setup.sh`` (installs Python, bubblewrap and this grader's requirements) and
-``run_autograder`` (copies ``/autograder/submission`` into a one-student submissions
-folder, runs this grader on it with the sandbox, and copies that student's
+runs: ``setup.sh`` (installs Python, bubblewrap, libseccomp and this grader's
+requirements) and ``run_autograder`` (copies ``/autograder/submission`` into a
+one-student submissions folder, runs this grader on it with the sandbox, and copies that student's
 ``results.json`` to ``/autograder/results/results.json``; if the grader fails, a
 ``results.json`` that says so, worth 0).  The zip carries ``lib/`` (the grader), the
 pristine exercises and the checks files; the checks never enter the student's kernel,
@@ -92,7 +92,7 @@ SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, when it builds the autograder's image (as root).
 set -euo pipefail
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip bubblewrap
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip bubblewrap libseccomp2
 python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install --quiet --upgrade pip
 cd /autograder/source && /autograder/venv/bin/python -m pip install --quiet -r requirements.txt

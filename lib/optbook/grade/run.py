@@ -16,7 +16,11 @@ and every thread has its own arena and stack, so an address-space limit fails im
 long before real memory use is high, while ``RLIMIT_DATA`` makes a too-large allocation
 raise ``MemoryError`` in the student's cell.  ``RLIMIT_CPU`` is twice the wall-clock
 limit (a backstop for processes that escape it), ``RLIMIT_FSIZE`` bounds each file
-written, ``RLIMIT_NPROC`` (sandbox only) the processes and threads, core dumps are off.
+written, ``RLIMIT_NPROC`` (sandbox only) the processes and threads, core dumps are off;
+``RLIMIT_STACK`` and ``RLIMIT_NOFILE`` (sandbox only) bound the memory that
+``RLIMIT_DATA`` does not count (the main thread's stack, sockets' buffers), and the
+sandbox's seccomp filter refuses the rest (shared and in-memory-file memory, user
+namespaces: :data:`optbook.grade.sandbox.SECCOMP_RULES`).
 BLAS/OpenMP thread counts are 1 in the kernel: parallelism comes from ``--jobs``.
 """
 
@@ -55,7 +59,11 @@ class Limits:
     def rlimits(self) -> dict[str, int]:
         """The kernel's resource limits, by ``resource`` constant name."""
         limits = {"RLIMIT_CPU": int(2 * self.timeout) + 1, "RLIMIT_FSIZE": self.file_mb * 2**20,
-                  "RLIMIT_NPROC": self.processes, "RLIMIT_CORE": 0}
+                  "RLIMIT_NPROC": self.processes, "RLIMIT_CORE": 0,
+                  # the main thread's stack, which RLIMIT_DATA does not count: fixed at Linux's usual
+                  # 8 MiB (its hard limit is usually unlimited, and a process could raise its own)
+                  "RLIMIT_STACK": 8 * 2**20,
+                  "RLIMIT_NOFILE": 4096}  # each open socket can hold kernel buffers RLIMIT_DATA does not count
         if self.memory_mb:
             limits["RLIMIT_DATA"] = int(self.memory_mb) * 2**20
         return limits

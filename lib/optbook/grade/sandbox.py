@@ -24,7 +24,13 @@ code of our own.  What the kernel gets:
   ``RLIMIT_CPU``, ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_FSIZE``, no core
   files.  The process limit counts per user: as an ordinary user the sandbox has a user
   namespace of its own; as root (where Linux exempts root from it) the kernel drops to
-  a user id of its own, a random one no other process has.
+  a user id of its own, a random one no other process has.  ``RLIMIT_STACK`` and
+  ``RLIMIT_NOFILE`` bound the main thread's stack and the sockets' buffers.
+* **A seccomp filter** for the memory that ``RLIMIT_DATA`` does not count
+  (:data:`SECCOMP_RULES`, compiled by libseccomp, loaded by bwrap): shared anonymous
+  memory, files in memory (``memfd_create``), System V shared memory, and user
+  namespaces (in one, a process could mount a file system in memory of any size) are
+  refused with ``EPERM``.  Without it one process could fill the machine's memory.
 
 The kernel talks to nbval over ZeroMQ IPC sockets.  They live in the sandbox's own
 ``/tmp`` (``/tmp/optbook-kernel-<token>/kernel-<n>``); outside, that same path is a
@@ -40,6 +46,7 @@ start, and waits.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -77,6 +84,7 @@ class SandboxConfig:
     env: dict[str, str]
     scratch_mb: int = 512
     rlimits: dict[str, int] = field(default_factory=dict)  # RLIMIT_<name>: value (soft = hard)
+    seccomp: str = ""  # the seccomp program (compiled BPF, base64) bwrap loads; see seccomp_program()
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
@@ -123,7 +131,89 @@ def plan(python: str = sys.executable, data: list[Path] = (), protected: list[Pa
                 raise SandboxUnavailable(
                     f"the sandbox would show {secret} to student code through {path}; make sure that "
                     f"{path} is not on the kernel's sys.path and is not a data folder")
-    return SandboxConfig(bwrap, python, read_only, links, dict(env or {}), scratch_mb, dict(rlimits or {}))
+    return SandboxConfig(bwrap, python, read_only, links, dict(env or {}), scratch_mb, dict(rlimits or {}),
+                         base64.b64encode(seccomp_program()).decode("ascii"))
+
+
+# ------------------------------------------------------------------ the seccomp filter
+
+# What RLIMIT_DATA does not count, and a process could otherwise fill memory with, alone:
+# memory shared between processes and files that live only in memory (outside the
+# size-limited /tmp and /dev/shm), and a user namespace of its own, in which it could
+# mount a file system in memory of any size.  The filter refuses exactly these, with an
+# error the program sees (EPERM); every other system call is allowed.
+CLONE_NEWUSER = 0x10000000
+MAP_SHARED, MAP_SHARED_VALIDATE, MAP_ANONYMOUS, MAP_TYPE = 0x01, 0x03, 0x20, 0x0F
+SECCOMP_RULES = (  # (system call, errno, [(argument, mask, value)]: refused when (arg & mask) == value)
+    ("memfd_create", "EPERM", []),  # a file in memory, of any size, outside /tmp and /dev/shm
+    ("shmget", "EPERM", []),  # System V shared memory
+    ("mmap", "EPERM", [(3, MAP_TYPE | MAP_ANONYMOUS, MAP_SHARED | MAP_ANONYMOUS)]),  # shared anonymous memory
+    ("mmap", "EPERM", [(3, MAP_TYPE | MAP_ANONYMOUS, MAP_SHARED_VALIDATE | MAP_ANONYMOUS)]),
+    ("unshare", "EPERM", [(0, CLONE_NEWUSER, CLONE_NEWUSER)]),  # a user namespace of its own
+    ("clone", "EPERM", [(0, CLONE_NEWUSER, CLONE_NEWUSER)]),
+    ("clone3", "ENOSYS", []),  # its flags are in memory a filter cannot read: the C library falls back to clone
+)
+SECCOMP_HINT = ("install libseccomp (Debian/Ubuntu: `apt-get install libseccomp2`, Fedora: `dnf install "
+                "libseccomp`), or pass --no-sandbox to grade without one (unsafe for untrusted submissions)")
+
+
+def seccomp_program() -> bytes:
+    """The sandbox's seccomp filter (:data:`SECCOMP_RULES`) as the compiled BPF program
+    that ``bwrap --seccomp`` loads, made by libseccomp (the library Flatpak and systemd
+    use; Debian ``libseccomp2``) for this machine's architecture.  SandboxUnavailable if
+    libseccomp is missing."""
+    import ctypes
+    import ctypes.util
+    import errno
+    import tempfile
+
+    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
+    try:
+        lib = ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        raise SandboxUnavailable(f"no sandbox: the library libseccomp was not found; {SECCOMP_HINT}") from None
+
+    class ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
+        _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                    ("datum_b", ctypes.c_uint64)]
+
+    scmp_act_allow, scmp_cmp_masked_eq = 0x7FFF0000, 7
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.POINTER(ArgCmp)]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    ctx = lib.seccomp_init(scmp_act_allow)
+    if not ctx:
+        raise SandboxUnavailable(f"no sandbox: libseccomp could not start a filter; {SECCOMP_HINT}")
+    try:
+        for syscall, error, conditions in SECCOMP_RULES:
+            number = lib.seccomp_syscall_resolve_name(syscall.encode())
+            if number < 0:
+                continue  # not a system call of this architecture
+            args = (ArgCmp * max(1, len(conditions)))(*[ArgCmp(arg, scmp_cmp_masked_eq, mask, value)
+                                                        for arg, mask, value in conditions])
+            action = 0x00050000 | getattr(errno, error)  # SCMP_ACT_ERRNO(error)
+            if lib.seccomp_rule_add_array(ctx, action, number, len(conditions), args) != 0:
+                raise SandboxUnavailable(f"no sandbox: libseccomp refused the rule for {syscall}; {SECCOMP_HINT}")
+        with tempfile.TemporaryFile() as f:
+            if lib.seccomp_export_bpf(ctx, f.fileno()) != 0:
+                raise SandboxUnavailable(f"no sandbox: libseccomp could not export the filter; {SECCOMP_HINT}")
+            f.seek(0)
+            return f.read()
+    finally:
+        lib.seccomp_release(ctx)
+
+
+def _seccomp_fd(config: SandboxConfig) -> int:
+    """A pipe's read end holding the config's seccomp program, for ``bwrap --seccomp``."""
+    program = base64.b64decode(config.seccomp)
+    read, write = os.pipe()
+    os.write(write, program)  # far below a pipe's capacity
+    os.close(write)
+    return read
 
 
 def python_paths(python: str) -> list[str]:
@@ -178,11 +268,12 @@ else:
 """
 
 
-def bwrap_argv(config: SandboxConfig, link: str, *, uid: int | None, extra: list[str] = (),
+def bwrap_argv(config: SandboxConfig, link: str, *, uid: int | None, seccomp_fd: int | None, extra: list[str] = (),
                args: list[str] = (), run: str | None = "ipykernel_launcher", code: str = "") -> list[str]:
     """bwrap's command line: the sandbox, ``extra`` bwrap options, then the bootstrap, which
     runs module ``run`` with ``args`` (or, if ``run`` is None, the Python ``code``).
-    ``uid`` is the user id the kernel drops to (as root)."""
+    ``uid`` is the user id the kernel drops to (as root); ``seccomp_fd`` the file
+    descriptor that holds the seccomp program (from :func:`_seccomp_fd`), passed to bwrap."""
     scratch = str(config.scratch_mb * 2**20)
     home = f"{link}/work"
     if uid is None:  # an ordinary user: a user namespace of its own
@@ -209,6 +300,8 @@ def bwrap_argv(config: SandboxConfig, link: str, *, uid: int | None, extra: list
            "PATH": f"{os.path.dirname(config.python)}:/usr/local/bin:/usr/bin:/bin", **config.env}
     for key, value in env.items():
         argv += ["--setenv", key, value]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     setup = json.dumps({"rlimits": config.rlimits, "uid": uid, "home": home, "run": run, "code": code})
     return argv + list(extra) + ["--", config.python, "-I", "-B", "-c", BOOTSTRAP, setup, *args]
 
@@ -281,14 +374,16 @@ def launch(config_path: str, connection_file: str) -> int:
     block_r, block_w = os.pipe()
     os.write(conn_w, connection)
     os.close(conn_w)
-    argv = bwrap_argv(config, link, uid=_new_uid(),
+    filter_r = _seccomp_fd(config) if config.seccomp else None
+    argv = bwrap_argv(config, link, uid=_new_uid(), seccomp_fd=filter_r,
                       extra=["--perms", "0444", "--ro-bind-data", str(conn_r), f"{link}/connection.json",
                              "--info-fd", str(info_w), "--block-fd", str(block_r)],
                       args=["--transport=ipc", "-f", f"{link}/connection.json"])
     with open(os.path.join(os.path.dirname(connection_file), "kernel.log"), "ab") as log:
-        proc = state["proc"] = subprocess.Popen(argv, pass_fds=(conn_r, info_w, block_r), stdin=subprocess.DEVNULL,
+        passed = tuple(fd for fd in (conn_r, info_w, block_r, filter_r) if fd is not None)
+        proc = state["proc"] = subprocess.Popen(argv, pass_fds=passed, stdin=subprocess.DEVNULL,
                                                 stdout=log, stderr=log, cwd="/")
-    for fd in (conn_r, info_w, block_r):
+    for fd in passed:
         os.close(fd)
     try:
         info = _read_info(info_r)
@@ -360,8 +455,14 @@ def _remove(link: str) -> None:
 def run_code(config: SandboxConfig, code: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
     """Run Python ``code`` in a sandbox like a kernel's (same view, user, limits)."""
     link = new_socket_prefix().rsplit("/", 1)[0]
-    return subprocess.run(bwrap_argv(config, link, uid=_new_uid(), run=None, code=code), capture_output=True,
-                          text=True, timeout=timeout, cwd="/", stdin=subprocess.DEVNULL)
+    filter_r = _seccomp_fd(config) if config.seccomp else None
+    try:
+        argv = bwrap_argv(config, link, uid=_new_uid(), seccomp_fd=filter_r, run=None, code=code)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/",
+                              stdin=subprocess.DEVNULL, pass_fds=(filter_r,) if filter_r is not None else ())
+    finally:
+        if filter_r is not None:
+            os.close(filter_r)
 
 
 def try_start(config: SandboxConfig, timeout: float = 60.0) -> float:
