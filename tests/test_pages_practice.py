@@ -226,6 +226,18 @@ def test_every_cited_key_is_listed_on_the_references_page():
     assert not listed - in_bib, f"listed but not in references.bib: {listed - in_bib}"
 
 
+def test_every_work_on_the_references_page_is_described_in_its_prose():
+    """A work on one of 8.16's bibliography lists gets a sentence that cites it there:
+    a bare entry tells the reader nothing about why it is listed."""
+    text = _text("16-summary-and-references")
+    described = set()
+    for role, link in CITE.findall(text):
+        described.update(k.strip() for k in (role or link).split(","))
+    assert _listed_keys(), "no bibliography lists found"
+    assert not _listed_keys() - described, (
+        f"listed on 8.16 but cited by no sentence there: {_listed_keys() - described}")
+
+
 # --------------------------------------------------------------------------------------
 # The four pages: voice, titles, code lines
 # --------------------------------------------------------------------------------------
