@@ -1036,6 +1036,16 @@ def test_every_process_dies_with_the_sandbox(box):
     assert f"sleep {marker}" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
 
 
+def test_a_sandbox_past_its_timeout_is_killed_whole(box):
+    """As root the sandboxed process drops to a user id of its own, which bwrap's
+    --die-with-parent can no longer signal: killing bwrap alone left it running."""
+    marker = f"{time.time_ns() % 10**6 + 3000}.25"
+    with pytest.raises(subprocess.TimeoutExpired):
+        sandbox.run_code(box, f"import os, time\nos.system('sleep {marker} &')\ntime.sleep({marker})", timeout=3)
+    time.sleep(0.5)
+    assert marker not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
 def test_the_sandbox_refuses_to_show_a_folder_that_holds_the_checks(tmp_path):
     with pytest.raises(sandbox.SandboxUnavailable, match="would show .*hidden to student code through"):
         sandbox.plan(data=[FIXTURES], protected=[HIDDEN])

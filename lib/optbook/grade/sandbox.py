@@ -19,7 +19,8 @@ code of our own.  What the kernel gets:
   When PID 1 ends, Linux kills every process in the namespace, whatever its session or
   environment; the launcher below and the grader (after every notebook) kill it from
   outside with SIGKILL, which it cannot refuse, and bwrap's ``--die-with-parent`` kills
-  it if the launcher dies.
+  it if the launcher dies (as an ordinary user only: as root the kernel's user id of its
+  own is out of bwrap's reach, and the grader kills it by the PID the launcher recorded).
 * **Limits** (set inside, before ipykernel starts): ``RLIMIT_DATA`` (memory),
   ``RLIMIT_CPU``, ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_FSIZE``, no core
   files.  The process limit counts per user: as an ordinary user the sandbox has a user
@@ -453,16 +454,36 @@ def _remove(link: str) -> None:
 
 
 def run_code(config: SandboxConfig, code: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
-    """Run Python ``code`` in a sandbox like a kernel's (same view, user, limits)."""
+    """Run Python ``code`` in a sandbox like a kernel's (same view, user, limits).
+
+    Past ``timeout``: the sandbox is killed (its first process, by SIGKILL from here, as
+    the launcher does; as root, bwrap's ``--die-with-parent`` no longer reaches a process
+    that has dropped to a user id of its own) and TimeoutExpired is raised."""
     link = new_socket_prefix().rsplit("/", 1)[0]
     filter_r = _seccomp_fd(config) if config.seccomp else None
+    info_r, info_w = os.pipe()
+    passed = tuple(fd for fd in (filter_r, info_w) if fd is not None)
     try:
-        argv = bwrap_argv(config, link, uid=_new_uid(), seccomp_fd=filter_r, run=None, code=code)
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/",
-                              stdin=subprocess.DEVNULL, pass_fds=(filter_r,) if filter_r is not None else ())
+        argv = bwrap_argv(config, link, uid=_new_uid(), seccomp_fd=filter_r, run=None, code=code,
+                          extra=["--info-fd", str(info_w)])
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
+                                stdin=subprocess.DEVNULL, pass_fds=passed)
     finally:
-        if filter_r is not None:
-            os.close(filter_r)
+        for fd in passed:
+            os.close(fd)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            kill_sandbox(int(_read_info(info_r, timeout=5)["child-pid"]))
+        except (RuntimeError, KeyError, ValueError):
+            pass
+        proc.kill()
+        proc.communicate()
+        raise
+    finally:
+        os.close(info_r)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def try_start(config: SandboxConfig, timeout: float = 60.0) -> float:
