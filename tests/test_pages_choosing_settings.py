@@ -74,6 +74,14 @@ def test_switch_is_visible_and_sliders_have_twelve_positions(notebook):
         assert len(values) >= 12 and values == sorted(values), name
 
 
+def test_figures_are_readable_on_a_phone(notebook):
+    """Every figure and slider frame is one column wide (panels stacked), its text as
+    large as the slider frames'; the figures were 7-11 inches wide, side by side."""
+    from test_pages_beyond_adam import phone_layout_problems
+
+    assert not phone_layout_problems(notebook.cells)
+
+
 def test_no_code_line_is_over_88_characters(notebook):
     long = [line for line in code(notebook).splitlines() if len(line) > 88]
     assert not long, long

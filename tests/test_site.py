@@ -6,7 +6,9 @@ localhost is blocked and recorded, so these tests also prove the book works offl
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ from site_helpers import (move_every_slider, open_offline, slider_boxes, toc_fil
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
+sys.path.insert(0, str(ROOT / "_ext"))
+import parallel_read  # noqa: E402
 EWA_PAGE = "chapters/03-exponentially-weighted-averages.html"
 
 
@@ -28,6 +32,20 @@ def test_book_builds_strictly(book_build):
     log = book_build.stdout + book_build.stderr
     assert book_build.returncode == 0, "strict build failed:\n" + log[-6000:]
     assert "build succeeded" in log
+
+
+def test_the_build_reads_the_pages_side_by_side_as_planned(site):
+    """_ext/parallel_read: every page read, each by the process planned for it, and with
+    more than one CPU by more than one process (the page times say which)."""
+    table = json.loads((ROOT / "_build" / "page_times.json").read_text())
+    rows = {page: table["pages"][page] for page in toc_files()}
+    assert table["processes"] == parallel_read.jobs_wanted()
+    by_plan: dict[int, set[int]] = {}
+    for row in rows.values():
+        by_plan.setdefault(row["planned_process"], set()).add(row["process_id"])
+    assert all(len(pids) == 1 for pids in by_plan.values()), by_plan   # one process each
+    pids = set().union(*by_plan.values())
+    assert len(pids) == len(by_plan) == min(table["processes"], len(rows))
 
 
 def test_toc_pages_exist(site):
@@ -197,6 +215,31 @@ def test_slider_frames_are_files_not_inline_bytes(site, path):
             url = base64.b64decode(model["buffers"][0]["data"]).decode()
             frame = (html_path.parent / url).resolve()
             assert frame.is_file() and (HTML / "_frames") in frame.parents, (path, url)
+
+
+def frame_text_on_phone(html_path: Path) -> dict[str, float]:
+    """CSS px of a slider frame's smallest text (FRAME_STYLE's legend) once a 390 px phone
+    has shrunk the frame to its 358 px column, for each frame width on the page. A frame
+    is shown at its drawn width (frame_slider's 90 dpi) wherever the column is wider."""
+    from optbook.book.figures import FRAME_STYLE
+
+    column, dpi = 358, 90
+    legend = FRAME_STYLE["legend.fontsize"] * dpi / 72
+    widths = {int(model["state"]["width"])
+              for state in widget_states(html_path.read_text(encoding="utf-8"))
+              for model in state["state"].values() if model["model_name"] == "ImageModel"}
+    return {f"{width} px wide": legend * min(1.0, column / width) for width in widths}
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_slider_frames_stay_readable_on_a_phone(site, path):
+    """A frame is one image, so a phone shrinks its text with it: two panels side by
+    side (600-800 CSS px) left a legend of 5-7 px. Frames one panel wide, or two
+    stacked (about 480 px), keep it at 8 px or more (tests/test_plotting.py holds the
+    stacked frames of the library to 9 px)."""
+    small = {width: round(px, 1) for width, px in frame_text_on_phone(HTML / path).items()
+             if px < 8}
+    assert not small, f"{path}: frames whose legend is under 8 CSS px on a phone: {small}"
 
 
 @pytest.mark.parametrize("path", [p for p in toc_pages() if p.startswith("chapters/")])
