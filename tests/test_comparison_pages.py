@@ -164,6 +164,17 @@ def test_loss_grid_figure_annotates_every_cell_and_marks_divergence():
     assert len(fig.axes) == 2                      # the heat map and its colour bar
 
 
+def test_loss_grid_figure_colour_bar_names_what_is_plotted():
+    """8.13 plots J − J* (the loss above the minimum); the colour bar says so by default,
+    and a caller with another quantity names it."""
+    grid = np.array([[1.0, 0.1], [0.5, 1e-3]])
+    excess = loss_grid_figure(grid, [1, 2], [1, 2], row_label="r", col_label="c")
+    assert excess.axes[1].get_ylabel() == r"$\log_{10}$ of final $J - J^*$"
+    plain = loss_grid_figure(grid, [1, 2], [1, 2], row_label="r", col_label="c",
+                             value_label="loss")
+    assert plain.axes[1].get_ylabel() == r"$\log_{10}$ of final loss"
+
+
 def test_loss_grid_figure_rejects_a_grid_of_the_wrong_shape():
     with pytest.raises(ValueError, match="2 rows and 3 columns"):
         loss_grid_figure(np.ones((3, 2)), [1, 2], [1, 2, 3], row_label="r", col_label="c")

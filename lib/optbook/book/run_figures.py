@@ -84,12 +84,16 @@ def family_tree_figure(nodes: dict | None = None, edges=FAMILY_EDGES, *,
 
 def loss_grid_figure(grid, row_values, col_values, *, row_label: str, col_label: str,
                      ax=None, title: str | None = None, vmin=None, vmax=None,
-                     figsize=(6.0, 3.6)):
-    r"""A heat map of ``log10`` of a grid of final losses, each cell annotated.
+                     figsize=(6.0, 3.6), value_label: str = r"$J - J^*$"):
+    r"""A heat map of ``log10`` of a grid of final excess losses :math:`J - J^*`, each
+    cell annotated.
 
     ``grid[i, j]`` belongs to ``row_values[i]`` and ``col_values[j]``; a non-finite
     value (a diverged run) is drawn as a black cell marked "div".  ``vmin``/``vmax``
     (in ``log10`` units) fix the colour scale so that two panels can share it.
+    ``value_label`` names what the grid holds, the loss above its minimum by default
+    (the colour bar reads "log10 of final" and it); pass another name for a grid of
+    something else, e.g. ``"loss"`` for plain final losses.
     """
     grid = np.asarray(grid, dtype=float)
     if grid.shape != (len(row_values), len(col_values)):
@@ -113,7 +117,7 @@ def loss_grid_figure(grid, row_values, col_values, *, row_label: str, col_label:
     ax.set_xlabel(col_label)
     ax.set_ylabel(row_label)
     ax.grid(False)
-    fig.colorbar(image, ax=ax, label=r"$\log_{10}$ final loss")
+    fig.colorbar(image, ax=ax, label=r"$\log_{10}$ of final " + value_label)
     if title:
         ax.set_title(title, fontsize=_pt(10))
     fig.tight_layout()
