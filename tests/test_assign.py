@@ -76,6 +76,31 @@ def test_every_master_reads_as_a_myst_notebook_with_its_cells_named():
         assert numbers == sorted(set(numbers)), path  # each cell named by its own line
 
 
+def test_the_solutions_readme_lists_every_master_with_its_ids_and_points():
+    """solutions/README.md's table has a row per master naming its answer cells, visible
+    tests and hidden checks (a range written with "…" stands for the ids between), every
+    "`id` (n)" there carries the master's points, and "Automatic points" sums them."""
+    readme = (ROOT / "solutions" / "README.md").read_text(encoding="utf-8")
+    rows = {cells[0]: cells[1:] for line in readme.splitlines() if line.startswith("| ")
+            and len(cells := [c.strip() for c in line.strip().strip("|").split("|")]) == 4}
+    line = " ".join(readme.split("Automatic points:", 1)[1].split(".", 1)[0].split())
+    totals = {k: int(v) for k, v in re.findall(r"([A-Z]\d?) (\d+)", line)}
+    masters = [read_master(path) for path in sorted(MASTERS.glob("*.md"))]
+    assert set(rows) - {"Exercise"} == {m.id for m in masters}, sorted(rows)
+    for master in masters:
+        answers, visible, hidden = rows[master.id]
+        listed = {k: int(v) for k, v in re.findall(r"`([\w.-]+)` \((\d+)\)", visible + hidden)}
+        tests = {c.id: c.points for c in master.cells if c.role == "test"}
+        checks = {c.id: c.points for c in master.hidden if c.id not in tests}
+        for ids, column in ((tests, visible), (checks, hidden),
+                            ([c.id for c in master.cells if c.role == "answer"], answers)):
+            assert "…" in column or all(f"`{i}`" in column for i in ids), (master.id, column)
+        for check_id, points in listed.items():
+            assert {**tests, **checks}.get(check_id) == points, (master.id, check_id)
+        short = master.id.split("-")[0]
+        assert totals.get(short) == master.visible_points + master.hidden_points, (short, line)
+
+
 # ------------------------------------------------------- W-warmup, built and graded
 
 
