@@ -105,3 +105,49 @@ def test_every_download_menu_offers_the_chapter_and_how_to_run_it():
     context["pathto"] = lambda name, resource=0: "#" if name == "chapters/00-opening" else name
     notebook_downloads._offer_chapter(None, "chapters/00-opening", "page.html", context, None)
     assert menu["buttons"][2]["url"] == "#run-it-yourself"
+
+
+import parallel_read  # noqa: E402
+
+
+def test_pages_are_split_so_the_processes_finish_together():
+    seconds = {"a": 150, "b": 120, "c": 100, "d": 90, "e": 40, "f": 30, "g": 5}
+    chunks = parallel_read.plan_chunks(seconds, seconds, 2)
+    assert sorted(sum(chunks, [])) == sorted(seconds)           # every page, once
+    loads = [sum(seconds[p] for p in chunk) for chunk in chunks]
+    assert max(loads) - min(loads) <= 5                         # 270 vs 265
+    assert chunks[0][0] == "a" and chunks[1][0] == "b"          # the longest start first
+    # Sphinx's own split (alphabetical slices) would leave one process the long pages
+    assert parallel_read.plan_chunks(seconds, seconds, 1) == [["a", "b", "c", "d", "e", "f", "g"]]
+
+
+def test_a_page_never_timed_counts_as_an_average_page():
+    chunks = parallel_read.plan_chunks(["new", "a", "b"], {"a": 10.0, "b": 2.0}, 2)
+    assert chunks == [["a"], ["new", "b"]]     # "new" weighs 6: it joins the lighter process
+    assert parallel_read.plan_chunks(["x", "y"], {}, 4) == [["x"], ["y"]]
+
+
+def test_the_times_come_from_the_last_build_else_the_committed_copy(tmp_path):
+    last = tmp_path / "page_times.json"
+    assert parallel_read.known_times(last, parallel_read.COMMITTED)   # the committed copy
+    last.write_text(json.dumps({"processes": 2, "pages": {"p": {"seconds": 3.5}}}))
+    assert parallel_read.known_times(last, parallel_read.COMMITTED) == {"p": 3.5}
+    last.write_text("not json")
+    assert parallel_read.known_times(last) == {}
+    # the committed copy names every page of the table of contents
+    toc = (ROOT / "_toc.yml").read_text()
+    committed = parallel_read.known_times(parallel_read.COMMITTED)
+    for page in committed:
+        assert page in toc
+    for line in toc.splitlines():
+        if "file:" in line:
+            page = line.split("file:")[1].strip()
+            assert page in committed, f"{page} has no time in _ext/page_times.json"
+
+
+def test_the_number_of_processes(monkeypatch):
+    assert parallel_read.jobs_wanted({}) == parallel_read.cpus()
+    assert parallel_read.jobs_wanted({"OPTBOOK_BUILD_JOBS": "1"}) == 1
+    for bad in ("0", "-2", "two", "1.5"):
+        with pytest.raises(ValueError, match="OPTBOOK_BUILD_JOBS"):
+            parallel_read.jobs_wanted({"OPTBOOK_BUILD_JOBS": bad})
