@@ -69,10 +69,13 @@ data:
 	@test -d /usr/share/datasets/fashion-mnist || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
 
-# bubblewrap, the sandbox in which the grader (python -m optbook.grade) runs student code.
+# bubblewrap, the sandbox in which the grader (python -m optbook.grade) runs student code,
+# and libseccomp, which compiles the sandbox's seccomp filter (optbook.grade.sandbox).
 sandbox:
-	@command -v bwrap >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }
+	@{ command -v bwrap >/dev/null && $(PYTHON) -c "import ctypes.util as u, sys; \
+	  sys.exit(not u.find_library('seccomp'))"; } || \
+	  { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2; }
 
 # A C compiler, which builds optbook's one-pass optimizer loops (optbook.fast.onepass; without
 # one the optimizers fall back to their chunked NumPy path; the tests check both).
