@@ -70,7 +70,7 @@ def _(sent):
         f"with lr = 0.001; the largest weight change, {move:.3g}, does not fit "
         "four updates. Does train_one use batches of batch_size?")
     assert sent["losses"] == 1 and sent["times"] == 1, (
-        "D2: train_one(batch_size, 1, ...) must return one loss and one time.")
+        "D2: train_one(batch_size, 1, ...) must return one loss and one CPU time.")
 
 
 # Each reported test accuracy is the accuracy of the network returned with it (the probe
@@ -143,7 +143,7 @@ def _(sent):
 
     assert sum(against_batch_sizes(ax) for ax in axes) >= 2, (
         "D2: two plots must show a value for each batch size against the batch size (test "
-        "accuracy and time per epoch).")
+        "accuracy and CPU time per epoch).")
 
 
 # The notebook's two visible self-checks, judged here for their points.
@@ -184,8 +184,8 @@ def _(sent):
     for batch, keys, losses, seconds, accuracy in records:
         assert {"loss", "accuracy", "seconds", "model"} <= set(keys), f"results[{batch}] misses keys."
         assert len(losses) == EPOCHS and len(seconds) == EPOCHS, (
-            f"results[{batch}] needs one loss and one time per epoch ({EPOCHS}).")
+            f"results[{batch}] needs one loss and one CPU time per epoch ({EPOCHS}).")
         assert all(math.isfinite(loss) and loss > 0 for loss in losses), (
             f"results[{batch}]['loss'] must hold positive, finite mean losses.")
         assert 0.0 <= accuracy <= 1.0, f"results[{batch}]['accuracy'] must be a fraction in [0, 1]."
-        assert all(s > 0 for s in seconds), f"results[{batch}]['seconds'] must be positive."
+        assert all(s > 0 for s in seconds), f"results[{batch}]['seconds'] must hold positive CPU times."
