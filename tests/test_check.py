@@ -86,9 +86,10 @@ SUBMISSIONS = {
 }
 
 
-def self_check(path: Path, *args: str) -> subprocess.CompletedProcess:
+def self_check(path: Path, *args: str, tmpdir: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
     return subprocess.run([sys.executable, "-m", "optbook.check", str(path), *args], capture_output=True,
-                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
+                          text=True, env=env, timeout=900)
 
 
 def verdicts(stdout: str) -> dict[str, tuple[bool, str]]:
@@ -257,5 +258,8 @@ def test_exit_status_2_when_the_notebook_cannot_be_checked(tmp_path):
     assert unknown.returncode == 2 and "no exercise 'Z-unknown'" in unknown.stderr, unknown.stderr
     (tmp_path / "text.ipynb").write_text("not json")
     assert self_check(tmp_path / "text.ipynb").returncode == 2
-    stopped = self_check(SOLUTIONS / f"{D1}.ipynb", "--timeout", "2")
+    own_tmp = tmp_path / "tmp"
+    own_tmp.mkdir()
+    stopped = self_check(SOLUTIONS / f"{D1}.ipynb", "--timeout", "2", tmpdir=own_tmp)
     assert stopped.returncode == 2 and "was stopped; no result" in stopped.stdout, stopped.stdout
+    assert not list(own_tmp.iterdir())   # the stopped kernel's connection file went with the run

@@ -271,3 +271,15 @@ def test_exercise_limits_what_is_graded(tmp_path):
                  str(EXERCISES), "--hidden", str(HIDDEN), "--exercise", "T-other", cwd=tmp_path)
     assert run.returncode != 0 and "--exercise T-other: no such notebook" in run.stderr
     assert "T-demo" in run.stderr and not (tmp_path / "gb.csv").exists()
+
+
+def test_the_default_exercises_and_checks_are_the_checkouts_from_any_folder(tmp_path, monkeypatch):
+    """Run from another folder, the grader still finds the repository's exercises/ and
+    solutions/hidden/ (the README's default), not folders of the current directory."""
+    from optbook.grade.cli import parse_args
+
+    monkeypatch.chdir(tmp_path)
+    options = parse_args([str(tmp_path), "--out", str(tmp_path / "gb.csv")])
+    root = Path(__file__).resolve().parents[1]
+    assert options.exercises == root / "exercises" and options.exercises.is_dir()
+    assert options.hidden == root / "solutions" / "hidden" and options.hidden.is_dir()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from optbook.grade import canvas, gradescope
-from optbook.grade.pipeline import Options, grade
+from optbook.grade.pipeline import CHECKOUT, Options, grade
 from optbook.grade.run import Limits
 
 
@@ -24,10 +24,10 @@ def parse_args(argv: list[str] | None = None) -> Options | argparse.Namespace:
     p.add_argument("submissions", type=Path, nargs="?",
                    help="folder of <student>/<id>.ipynb or <student>__<id>.ipynb")
     p.add_argument("--out", type=Path, help="the gradebook CSV to write")
-    p.add_argument("--exercises", type=Path, default=Path("exercises"),
-                   help="pristine notebooks (default: exercises/)")
-    p.add_argument("--hidden", type=Path, default=Path("solutions/hidden"),
-                   help="the checks files, never released (default: solutions/hidden/)")
+    p.add_argument("--exercises", type=Path, default=CHECKOUT / "exercises",
+                   help="pristine notebooks (default: the checkout's exercises/, from any folder)")
+    p.add_argument("--hidden", type=Path, default=CHECKOUT / "solutions" / "hidden",
+                   help="the checks files, never released (default: the checkout's solutions/hidden/)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="notebooks run at once (default: cores)")
     p.add_argument("--cell-timeout", type=float, default=Limits.cell_timeout, help="seconds per cell (default: 120)")
     p.add_argument("--timeout", type=float, default=Limits.timeout, help="seconds per notebook (default: 600)")

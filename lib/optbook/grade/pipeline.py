@@ -35,14 +35,15 @@ from optbook.grade.run import Limits, kernel_env, run_notebook
 
 GRADER_VERSION = "5"  # part of the cache key: bump when grading semantics change (5: the seccomp filter)
 SANDBOXED, UNSANDBOXED = "bubblewrap", "none (--no-sandbox)"
+CHECKOUT = Path(__file__).resolve().parents[3]   # the repository: lib/optbook/grade/pipeline.py
 
 
 @dataclass
 class Options:
     submissions: Path
     out: Path
-    exercises: Path = Path("exercises")
-    hidden: Path = Path("solutions/hidden")  # the checks files
+    exercises: Path = CHECKOUT / "exercises"
+    hidden: Path = CHECKOUT / "solutions" / "hidden"  # the checks files
     jobs: int = os.cpu_count() or 1
     limits: Limits = field(default_factory=Limits)
     feedback_dir: Path | None = None  # default: <out's stem>-feedback/ next to out

@@ -154,8 +154,13 @@ def _child_setup(limits: Limits) -> None:  # pragma: no cover - runs in the chil
 
 def child_env(token: str, workdir: Path, grading: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "OPTBOOK_GRADING"))}
+    # temporary files (a plain kernel's connection file among them) in the run's own
+    # folder, which goes with it even when the run is killed at its timeout
+    scratch = workdir / ".tmp"
+    scratch.mkdir(exist_ok=True)
     env.update(OPTBOOK_RUN_TOKEN=token, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-               PYTHONDONTWRITEBYTECODE="1", IPYTHONDIR=str(workdir / ".ipython"))
+               PYTHONDONTWRITEBYTECODE="1", IPYTHONDIR=str(workdir / ".ipython"),
+               TMPDIR=str(scratch))
     if grading:
         env["OPTBOOK_GRADING"] = "1"
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
