@@ -265,7 +265,7 @@ def test_the_fingerprint_covers_the_checks_file(tmp_path):
 def test_wall_clock_timeout_kills_the_notebook_and_everything_it_started(tmp_path):
     marker = f"{time.time_ns() % 10**6 + 1000}.5"
     write_submission(tmp_path / "subs" / "erin__T-demo.ipynb", {
-        "a1": HEADER + f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        "a1": HEADER + f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], process_group=0)\n"
                        "step_size = 0.0\nwhile step_size != 1.0:\n    step_size += ALPHA\n"})
     started = time.monotonic()
     run = grade(options(tmp_path / "subs", tmp_path / "gradebook.csv",
@@ -624,7 +624,7 @@ def hostile_submissions(ctx: SimpleNamespace) -> dict[str, dict[str, str]]:
                     pass
             subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3); "
                               "open({str(ctx.late)!r}, 'w').write('too late')", {MARK!r}],
-                             start_new_session=True, env={{}}, stdin=subprocess.DEVNULL,
+                             process_group=0, env={{}}, stdin=subprocess.DEVNULL,  # (a session: refused)
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 socket.create_connection(("127.0.0.1", {ctx.port}), timeout=2).sendall(b"secret")
@@ -669,7 +669,7 @@ def hostile_submissions(ctx: SimpleNamespace) -> dict[str, dict[str, str]]:
         "bomber": {"a1": HEADER + textwrap.dedent("""\
             import subprocess, sys
             subprocess.Popen([sys.executable, "-c", "import os, time\\nwhile True:\\n    try:\\n        os.fork()\\n"
-                              "    except OSError:\\n        time.sleep(1)"], start_new_session=True)
+                              "    except OSError:\\n        time.sleep(1)"], process_group=0)
             step_size = ALPHA * abs(2 * W0)
             """), "a2": CORRECT_A2},
     }
@@ -1025,15 +1025,62 @@ def test_every_process_dies_with_the_sandbox(box):
     marker = f"{time.time_ns() % 10**6 + 2000}.25"
     inside(box, f"""
         import json, os, subprocess
-        subprocess.Popen(["sleep", "{marker}"], start_new_session=True, env={{}})
-        if os.fork() == 0:  # a daemon: double fork, new session
-            os.setsid()
+        subprocess.Popen(["sleep", "{marker}"], process_group=0, env={{}})
+        if os.fork() == 0:  # a daemon: double fork, a process group of its own (a session is refused)
+            os.setpgid(0, 0)
             if os.fork() == 0:
                 os.execvp("sleep", ["sleep", "{marker}"])
             os._exit(0)
         print(json.dumps({{}}))
         """)
     assert f"sleep {marker}" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def autogroup() -> str:
+    """This process's scheduler autogroup (``/autogroup-<n>``), which Linux shares CPU between."""
+    return Path("/proc/self/autogroup").read_text().split()[0]
+
+
+def test_the_sandbox_is_one_session_so_its_processes_share_one_part_of_the_cpu(box):
+    """A submission's busy processes in sessions of their own would each weigh, for the
+    scheduler's autogroups, as much as the kernel graded next to it: the sandbox refuses
+    setsid, so every process of it stays in its one session and autogroup (not the
+    grader's), a process group of its own included, and no nice of it (the autogroup's
+    included) goes below 0.  (The CPU shares: benchmarks/sandbox_cpu.py.)"""
+    child = textwrap.dedent("""\
+        import json, os, resource
+        seen = {"ids": [os.getsid(0), open("/proc/self/autogroup").read().split()[0]]}
+        os.setpgid(0, 0)
+        seen["group"] = [os.getpgid(0) == os.getpid(), os.getsid(0), open("/proc/self/autogroup").read().split()[0]]
+        fd = os.open("/proc/self/autogroup", os.O_WRONLY)
+        try:
+            os.write(fd, b"-1")
+            seen["nice"] = open("/proc/self/autogroup").read().split()[-1]
+        except OSError as exc:
+            seen["nice"] = type(exc).__name__
+        seen["nice_limit"] = resource.getrlimit(resource.RLIMIT_NICE)
+        print(json.dumps(seen))
+        """)
+    seen = inside(box, f"""
+        import json, os, subprocess, sys
+        out = {{"kernel": [os.getsid(0), open("/proc/self/autogroup").read().split()[0]]}}
+        def attempt(name, action):
+            try:
+                action()
+                out[name] = "done"
+            except OSError as exc:
+                out[name] = type(exc).__name__
+        attempt("setsid", os.setsid)
+        attempt("popen", lambda: subprocess.Popen(["true"], start_new_session=True).wait())
+        out["child"] = json.loads(subprocess.run([sys.executable, "-c", {child!r}], env={{}}, capture_output=True,
+                                                 text=True, check=True).stdout)
+        print(json.dumps(out))
+        """)
+    kernel = seen["kernel"]
+    assert seen["setsid"] == seen["popen"] == "PermissionError"
+    assert seen["child"]["ids"] == kernel and seen["child"]["group"] == [True] + kernel
+    assert kernel[1].startswith("/autogroup-") and kernel[1] != autogroup()  # one of its own, not the grader's
+    assert seen["child"]["nice"] == "PermissionError" and seen["child"]["nice_limit"] == [0, 0]
 
 
 def test_a_sandbox_past_its_timeout_is_killed_whole(box):

@@ -33,7 +33,7 @@ from optbook.grade.merge import merge
 from optbook.grade.report import Cache, write_reports
 from optbook.grade.run import Limits, kernel_env, run_notebook
 
-GRADER_VERSION = "5"  # part of the cache key: bump when grading semantics change (5: the seccomp filter)
+GRADER_VERSION = "6"  # part of the cache key: bump when grading semantics change (6: setsid refused)
 SANDBOXED, UNSANDBOXED = "bubblewrap", "none (--no-sandbox)"
 CHECKOUT = Path(__file__).resolve().parents[3]   # the repository: lib/optbook/grade/pipeline.py
 

@@ -32,6 +32,10 @@ code of our own.  What the kernel gets:
   memory, files in memory (``memfd_create``), System V shared memory, and user
   namespaces (in one, a process could mount a file system in memory of any size) are
   refused with ``EPERM``.  Without it one process could fill the machine's memory.
+  It also refuses ``setsid``: the sandbox is one session (bwrap's ``--new-session``), so
+  where Linux's scheduler has autogroups all its processes share one fair part of the
+  CPU, however many there are (otherwise each busy process of one submission would
+  weigh as much as the whole kernel graded next to it: ``benchmarks/sandbox_cpu.py``).
 
 The kernel talks to nbval over ZeroMQ IPC sockets.  They live in the sandbox's own
 ``/tmp`` (``/tmp/optbook-kernel-<token>/kernel-<n>``); outside, that same path is a
@@ -132,7 +136,10 @@ def plan(python: str = sys.executable, data: list[Path] = (), protected: list[Pa
                 raise SandboxUnavailable(
                     f"the sandbox would show {secret} to student code through {path}; make sure that "
                     f"{path} is not on the kernel's sys.path and is not a data folder")
-    return SandboxConfig(bwrap, python, read_only, links, dict(env or {}), scratch_mb, dict(rlimits or {}),
+    # RLIMIT_NICE 0: no process of it may lower a nice below 0, its autogroup's included
+    # (see SECCOMP_RULES on setsid), even where the grader's user was allowed to
+    rlimits = {**(rlimits or {}), "RLIMIT_NICE": 0}
+    return SandboxConfig(bwrap, python, read_only, links, dict(env or {}), scratch_mb, rlimits,
                          base64.b64encode(seccomp_program()).decode("ascii"))
 
 
@@ -141,8 +148,9 @@ def plan(python: str = sys.executable, data: list[Path] = (), protected: list[Pa
 # What RLIMIT_DATA does not count, and a process could otherwise fill memory with, alone:
 # memory shared between processes and files that live only in memory (outside the
 # size-limited /tmp and /dev/shm), and a user namespace of its own, in which it could
-# mount a file system in memory of any size.  The filter refuses exactly these, with an
-# error the program sees (EPERM); every other system call is allowed.
+# mount a file system in memory of any size; and a session of its own, which would take
+# CPU from the sandboxes next to it.  The filter refuses exactly these, with an error the
+# program sees (EPERM); every other system call is allowed.
 CLONE_NEWUSER = 0x10000000
 MAP_SHARED, MAP_SHARED_VALIDATE, MAP_ANONYMOUS, MAP_TYPE = 0x01, 0x03, 0x20, 0x0F
 SECCOMP_RULES = (  # (system call, errno, [(argument, mask, value)]: refused when (arg & mask) == value)
@@ -153,13 +161,24 @@ SECCOMP_RULES = (  # (system call, errno, [(argument, mask, value)]: refused whe
     ("unshare", "EPERM", [(0, CLONE_NEWUSER, CLONE_NEWUSER)]),  # a user namespace of its own
     ("clone", "EPERM", [(0, CLONE_NEWUSER, CLONE_NEWUSER)]),
     ("clone3", "ENOSYS", []),  # its flags are in memory a filter cannot read: the C library falls back to clone
+    # CPU: Linux's scheduler (with autogroups, CONFIG_SCHED_AUTOGROUP) shares the CPU fairly
+    # between sessions, and bwrap's --new-session makes the sandbox one session before this
+    # filter is loaded.  A process that cannot start a session of its own stays in that
+    # autogroup with every other process of the sandbox, so 16 busy processes get the share
+    # of one sandbox, not 16 shares taken from the kernel graded next to it (see
+    # benchmarks/sandbox_cpu.py).  Nothing else leaves the group: it is inherited on fork
+    # and changed only by setsid (setpgid makes a process group, not a session), and
+    # /proc/self/autogroup sets only its nice, which an unprivileged process may raise
+    # (less CPU) but not lower below 0 (can_nice: RLIMIT_NICE is 0, no CAP_SYS_NICE).
+    # Refused: os.setsid, Popen(start_new_session=True), daemons, pty.fork.
+    ("setsid", "EPERM", []),
 )
 SECCOMP_HINT = ("install libseccomp (Debian/Ubuntu: `apt-get install libseccomp2`, Fedora: `dnf install "
                 "libseccomp`), or pass --no-sandbox to grade without one (unsafe for untrusted submissions)")
 
 
-def seccomp_program() -> bytes:
-    """The sandbox's seccomp filter (:data:`SECCOMP_RULES`) as the compiled BPF program
+def seccomp_program(rules: tuple = SECCOMP_RULES) -> bytes:
+    """The sandbox's seccomp filter (``rules``, :data:`SECCOMP_RULES`) as the compiled BPF program
     that ``bwrap --seccomp`` loads, made by libseccomp (the library Flatpak and systemd
     use; Debian ``libseccomp2``) for this machine's architecture.  SandboxUnavailable if
     libseccomp is missing."""
@@ -190,7 +209,7 @@ def seccomp_program() -> bytes:
     if not ctx:
         raise SandboxUnavailable(f"no sandbox: libseccomp could not start a filter; {SECCOMP_HINT}")
     try:
-        for syscall, error, conditions in SECCOMP_RULES:
+        for syscall, error, conditions in rules:
             number = lib.seccomp_syscall_resolve_name(syscall.encode())
             if number < 0:
                 continue  # not a system call of this architecture
