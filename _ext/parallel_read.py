@@ -109,7 +109,8 @@ _SPHINX_MAKE_CHUNKS = None
 
 
 def _planned_chunks(arguments, nproc, maxbatch=10):
-    """Stands in for ``sphinx.util.parallel.make_chunks`` when Sphinx reads pages."""
+    """Stands in for ``sphinx.util.parallel.make_chunks``: Sphinx's split of the pages
+    between processes (for reading them, and again for writing them) becomes the plan."""
     if sorted(sum(_PLAN, [])) != sorted(arguments):   # not the pages planned
         return _SPHINX_MAKE_CHUNKS(arguments, nproc, maxbatch)
     return [list(chunk) for chunk in _PLAN]
