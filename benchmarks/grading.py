@@ -2,11 +2,11 @@
 
     .venv/bin/python benchmarks/grading.py [--jobs 2] [--rounds 1] [--baseline COMMIT] [--out FILE.json]
 
-Grades the six reference solutions and the six unmodified exercises (12 notebooks) with
+Grades every reference solution and every unmodified exercise (two notebooks an exercise) with
 ``python -m optbook.grade``'s pipeline, ``--jobs`` at a time, without the cache: once
 with the bubblewrap sandbox and once with ``--no-sandbox``, alternately for ``--rounds``
 rounds (a slow moment of a shared machine then hits both alike).  Reports, for each:
-the seconds per notebook (wall-clock time of the whole run over 12), and the kernels'
+the seconds per notebook (wall-clock time of the whole run over their number), and the kernels'
 start times (from launching the kernel to its first reply); and the sandbox's own start
 cost: starting Python in it, limits and user switch included, over starting Python
 without it.  With ``--baseline COMMIT``, each round also grades that commit's exercises
