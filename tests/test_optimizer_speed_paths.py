@@ -639,9 +639,9 @@ def test_an_unusable_cache_directory_falls_back_to_a_temporary_one(monkeypatch, 
     assert np.all(theta == 0.0) and not str(step.library).startswith(str(blocker))
 
 
-def test_c_source_is_the_kernel_line_by_line():
+def test_c_code_is_the_kernel_line_by_line():
     """The generated loop body is the kernel's operations, in order, one per line."""
-    source = onepass.c_source(kernels.adam_kernel, (1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001),
+    source = onepass.c_code(kernels.adam_kernel, (1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001),
                               ("m", "v"), np.float64)
     body = [line.strip() for line in source.splitlines() if line.strip().startswith(
         ("m =", "v =", "s =", "r =", "theta ="))]
@@ -657,9 +657,9 @@ def test_c_source_is_the_kernel_line_by_line():
     (np.float32, ("m", "theta"), "'theta' cannot name a C variable"),
     (np.float32, ("m", "bad name"), "'bad name' cannot name a C variable"),
     (np.float32, ("double",), "'double' cannot name a C variable")])
-def test_c_source_rejects_what_it_cannot_write(dtype, buffers, message):
+def test_c_code_rejects_what_it_cannot_write(dtype, buffers, message):
     with pytest.raises(ValueError, match=message):
-        onepass.c_source(kernels.momentum_kernel, (0.1, 0.9, False), buffers, dtype)
+        onepass.c_code(kernels.momentum_kernel, (0.1, 0.9, False), buffers, dtype)
 
 
 def test_c_loop_checks_its_jobs():

@@ -10,7 +10,7 @@ a loop body that works on a single number held in a register, so the loop reads 
 number of :math:`\theta, g, m, v` once and writes it once:
 
 >>> from optbook.fast.kernels import momentum_kernel
->>> print(c_source(momentum_kernel, (0.1, 0.9, False), ("m",), "float32").split("{")[-1])
+>>> print(c_code(momentum_kernel, (0.1, 0.9, False), ("m",), "float32").split("{")[-1])
 <BLANKLINE>
             float theta = p_theta[i]; float g = p_g[i]; float m = p_m[i]; float s, r;
             m = m * k0;
@@ -57,7 +57,7 @@ import numpy as np
 
 from optbook._checks import is_real
 
-__all__ = ["Emitter", "CKernel", "CompileError", "c_source", "compile_kernel", "FLAGS"]
+__all__ = ["Emitter", "CKernel", "CompileError", "c_code", "compile_kernel", "FLAGS"]
 
 #: Compiler flags.  ``-O3`` lets the compiler vectorize the loop for the baseline of the
 #: architecture (SSE2 on x86-64), so a cached library runs on any CPU of it; with gcc on
@@ -154,8 +154,8 @@ def _check_buffers(buffers) -> tuple:
     return buffers
 
 
-def c_source(kernel, scalars: tuple, buffers, dtype) -> str:
-    """The C source of ``kernel`` as one loop over the numbers of every array of a
+def c_code(kernel, scalars: tuple, buffers, dtype) -> str:
+    """The C code of ``kernel`` as one loop over the numbers of every array of a
     step.  ``scalars`` is an example of the kernel's scalars (``optimizer.constants``):
     real numbers become the step's inputs ``c[i]``; anything else (Nesterov's flag) is
     fixed in the code, as the kernel's ``if`` on it is.  ``buffers`` names the state
@@ -332,7 +332,7 @@ def compile_kernel(kernel, scalars: tuple, buffers, dtype) -> CKernel:
     with _lock:
         found = _kernels.get(key)
         if found is None:
-            library = _build(c_source(kernel, scalars, buffers, dtype))
+            library = _build(c_code(kernel, scalars, buffers, dtype))
             try:
                 found = CKernel(library, 2 + len(buffers), dtype)
             except OSError as error:  # a damaged file in the cache
