@@ -21,6 +21,7 @@ answers (found independently: nbclient, no nbval, no sandbox).
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import os
 import shutil
@@ -1036,9 +1037,17 @@ def test_every_process_dies_with_the_sandbox(box):
     assert f"sleep {marker}" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
 
 
-def autogroup() -> str:
-    """This process's scheduler autogroup (``/autogroup-<n>``), which Linux shares CPU between."""
-    return Path("/proc/self/autogroup").read_text().split()[0]
+def autogroup():
+    """This process's scheduler autogroup (/autogroup-<n>), which Linux shares CPU between:
+    "" for the root autogroup (a session begun before autogroups, as a container's first
+    session may be: the file is then empty), None where the kernel has no autogroups."""
+    try:
+        return (open("/proc/self/autogroup").read().split() or [""])[0]
+    except FileNotFoundError:
+        return None
+
+
+AUTOGROUP = inspect.getsource(autogroup)  # the sandboxed code reads its own the same way
 
 
 def test_the_sandbox_is_one_session_so_its_processes_share_one_part_of_the_cpu(box):
@@ -1049,11 +1058,12 @@ def test_the_sandbox_is_one_session_so_its_processes_share_one_part_of_the_cpu(b
     included) goes below 0.  (The CPU shares: benchmarks/sandbox_cpu.py.)"""
     child = textwrap.dedent("""\
         import json, os, resource
-        seen = {"ids": [os.getsid(0), open("/proc/self/autogroup").read().split()[0]]}
+        """) + AUTOGROUP + textwrap.dedent("""\
+        seen = {"ids": [os.getsid(0), autogroup()]}
         os.setpgid(0, 0)
-        seen["group"] = [os.getpgid(0) == os.getpid(), os.getsid(0), open("/proc/self/autogroup").read().split()[0]]
-        fd = os.open("/proc/self/autogroup", os.O_WRONLY)
+        seen["group"] = [os.getpgid(0) == os.getpid(), os.getsid(0), autogroup()]
         try:
+            fd = os.open("/proc/self/autogroup", os.O_WRONLY)
             os.write(fd, b"-1")
             seen["nice"] = open("/proc/self/autogroup").read().split()[-1]
         except OSError as exc:
@@ -1063,7 +1073,8 @@ def test_the_sandbox_is_one_session_so_its_processes_share_one_part_of_the_cpu(b
         """)
     seen = inside(box, f"""
         import json, os, subprocess, sys
-        out = {{"kernel": [os.getsid(0), open("/proc/self/autogroup").read().split()[0]]}}
+        {AUTOGROUP.replace(chr(10), chr(10) + " " * 8)}
+        out = {{"kernel": [os.getsid(0), autogroup()]}}
         def attempt(name, action):
             try:
                 action()
@@ -1079,8 +1090,11 @@ def test_the_sandbox_is_one_session_so_its_processes_share_one_part_of_the_cpu(b
     kernel = seen["kernel"]
     assert seen["setsid"] == seen["popen"] == "PermissionError"
     assert seen["child"]["ids"] == kernel and seen["child"]["group"] == [True] + kernel
-    assert kernel[1].startswith("/autogroup-") and kernel[1] != autogroup()  # one of its own, not the grader's
-    assert seen["child"]["nice"] == "PermissionError" and seen["child"]["nice_limit"] == [0, 0]
+    if autogroup() is not None:  # a kernel with autogroups: the sandbox has one of its own, not the grader's
+        assert kernel[1].startswith("/autogroup-") and kernel[1] != autogroup()
+    else:  # none (CONFIG_SCHED_AUTOGROUP off): the sessions above are what stays
+        assert kernel[1] is None
+    assert seen["child"]["nice"] in ("PermissionError", "FileNotFoundError") and seen["child"]["nice_limit"] == [0, 0]
 
 
 def test_a_sandbox_past_its_timeout_is_killed_whole(box):
