@@ -6,6 +6,7 @@ import base64
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -151,3 +152,79 @@ def test_the_number_of_processes(monkeypatch):
     for bad in ("0", "-2", "two", "1.5"):
         with pytest.raises(ValueError, match="OPTBOOK_BUILD_JOBS"):
             parallel_read.jobs_wanted({"OPTBOOK_BUILD_JOBS": bad})
+
+
+# ---- phone_tables: tables of sentences read as cards on a phone -------------------------
+
+import phone_tables  # noqa: E402
+from docutils import nodes  # noqa: E402
+from docutils.core import publish_doctree  # noqa: E402
+
+HTML_BUILD = SimpleNamespace(builder=SimpleNamespace(format="html"))
+
+LONG = "per-parameter step sizes for features of very different scales, here"
+
+
+def list_table(header: list[str], *rows: list[str]) -> str:
+    """An RST list-table of these cells, its first row the header."""
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in (header, *rows):
+        lines += [f"   {'*' if i == 0 else ' '} - {cell}" for i, cell in enumerate(row)]
+    return "\n".join(lines) + "\n"
+
+
+RECIPE = list_table(["Component", "Choice", "Why it matters"], ["Optimizer", "AdamW", LONG],
+                    ["Schedule", "warm-up", "the first steps are the dangerous ones"])
+
+
+def marked(rst: str) -> nodes.table:
+    doctree = publish_doctree(rst, settings_overrides={"report_level": 5})
+    phone_tables.mark_card_tables(HTML_BUILD, doctree)
+    return next(doctree.findall(nodes.table))
+
+
+def labels(table: nodes.table) -> list[list[str]]:
+    return [[label.astext() for label in row.findall(nodes.inline) if phone_tables.LABEL in label["classes"]]
+            for row in table.findall(nodes.row)]
+
+
+def test_a_table_of_sentences_gets_its_column_names_before_each_cell():
+    table = marked(RECIPE)
+    assert phone_tables.CARDS in table["classes"]
+    # the header row has none; in each body row every cell but the first (the card's title)
+    assert labels(table) == [[], ["Choice", "Why it matters"], ["Choice", "Why it matters"]]
+    body = list(table.findall(nodes.tbody))[0]
+    assert [[entry.astext() for entry in row.findall(nodes.entry)] for row in body.children] == [
+        ["Optimizer", "ChoiceAdamW", "Why it matters" + LONG],  # the label, then the cell's own words
+        ["Schedule", "Choicewarm-up", "Why it mattersthe first steps are the dangerous ones"]]
+
+
+def test_the_label_copies_the_header_math_and_all():
+    table = marked(RECIPE.replace("- Choice", "- :math:`B`"))
+    label = next(n for n in table.findall(nodes.inline) if phone_tables.LABEL in n["classes"])
+    assert isinstance(label.children[0], nodes.math) and label.astext() == "B"
+
+
+@pytest.mark.parametrize("rst, why", [
+    (RECIPE.replace(LONG, "per-parameter step sizes"), "no cell of 60 characters: a table of numbers or words"),
+    (list_table(["Component", "Why it matters"], ["Optimizer", LONG]), "two columns read well as a table"),
+])
+def test_other_tables_stay_tables(rst, why):
+    table = marked(rst)
+    assert phone_tables.CARDS not in table["classes"], why
+    assert labels(table) == [[]] * len(labels(table))
+
+
+def test_only_the_html_build_changes_tables():
+    doctree = publish_doctree(RECIPE, settings_overrides={"report_level": 5})
+    phone_tables.mark_card_tables(SimpleNamespace(builder=SimpleNamespace(format="latex")), doctree)
+    table = next(doctree.findall(nodes.table))
+    assert phone_tables.CARDS not in table["classes"] and labels(table) == [[], [], []]
+
+
+def test_a_table_with_a_spanning_cell_stays_a_table():
+    doctree = publish_doctree(RECIPE, settings_overrides={"report_level": 5})
+    table = next(doctree.findall(nodes.table))
+    list(table.findall(nodes.entry))[-1]["morerows"] = 1
+    phone_tables.mark_card_tables(HTML_BUILD, doctree)
+    assert phone_tables.CARDS not in table["classes"] and labels(table) == [[], [], []]

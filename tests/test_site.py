@@ -345,6 +345,43 @@ def test_phone_width_keeps_everything_on_screen(site, browser, path):
         assert not report, f"{path} at {width}px: {report[:6]}"
 
 
+def test_tables_of_sentences_read_as_cards_on_a_phone(site, browser):
+    """On a phone each row of a table of sentences (_ext/phone_tables.py) is a card within
+    the screen: no sideways scroll, every cell but the title under its column's name. On
+    a laptop the same table is an ordinary table with its header row, the names hidden."""
+    pages = [p for p in toc_pages() if "phone-cards" in (HTML / p).read_text(encoding="utf-8")]
+    assert {"chapters/14-case-study-search-ranking.html", "chapters/16-summary-and-references.html"} <= set(pages)
+    for path in pages:
+        for width in (390, 1280):
+            ctx = browser.new_context(viewport={"width": width, "height": 844}, service_workers="block")
+            page, log = open_offline(ctx, site.url + path)
+            wait_until_ready(page)
+            report = page.evaluate("""(width) => {
+              const out = [];
+              const shown = el => getComputedStyle(el).display !== "none" && el.getClientRects().length > 0;
+              for (const table of document.querySelectorAll("table.phone-cards")) {
+                const names = [...table.querySelectorAll("thead th")].map(th => th.textContent.trim());
+                const title = table.querySelector("tbody td").textContent.trim().slice(0, 30);
+                const cards = width < 600;
+                if (cards && (table.getBoundingClientRect().right > width + 1 || table.scrollWidth > table.clientWidth + 1))
+                  out.push(`${title}: wider than the screen`);
+                if (cards === shown(table.querySelector("thead"))) out.push(`${title}: header row shown is ${!cards}`);
+                for (const row of table.querySelectorAll("tbody tr")) {
+                  const cells = [...row.children];
+                  cells.forEach((td, i) => {
+                    const label = td.querySelector(".phone-card-label");
+                    if (i === 0) { if (label) out.push(`${title}: a label on the card's title`); return; }
+                    if (!label || label.textContent.trim() !== names[i]) out.push(`${title}: cell ${i} not named ${names[i]}`);
+                    else if (shown(label) !== cards) out.push(`${title}: label ${names[i]} shown is ${!cards}`);
+                  });
+                }
+              }
+              return out;
+            }""", width)
+            ctx.close()
+            assert not report, f"{path} at {width}px: {report[:6]}"
+
+
 @pytest.mark.parametrize("path", toc_pages())
 def test_page_weight_before_load_is_at_most_2_mb(site, browser, path):
     """With the cache disabled, what a page fetches before its load event is at most
