@@ -1092,9 +1092,10 @@ def test_the_sandbox_is_one_session_so_its_processes_share_one_part_of_the_cpu(b
     assert seen["child"]["ids"] == kernel and seen["child"]["group"] == [True] + kernel
     if autogroup() is not None:  # a kernel with autogroups: the sandbox has one of its own, not the grader's
         assert kernel[1].startswith("/autogroup-") and kernel[1] != autogroup()
+        assert seen["child"]["nice"] == "PermissionError"
     else:  # none (CONFIG_SCHED_AUTOGROUP off): the sessions above are what stays
-        assert kernel[1] is None
-    assert seen["child"]["nice"] in ("PermissionError", "FileNotFoundError") and seen["child"]["nice_limit"] == [0, 0]
+        assert kernel[1] is None and seen["child"]["nice"] == "FileNotFoundError"
+    assert seen["child"]["nice_limit"] == [0, 0]
 
 
 def test_a_sandbox_past_its_timeout_is_killed_whole(box):
