@@ -31,8 +31,8 @@ def rows(table: nodes.table, part: type[nodes.Element]) -> list[list[nodes.entry
             for section in table.findall(part) for row in section.children if isinstance(row, nodes.row)]
 
 
-def reads_as_cards(table: nodes.table) -> bool:
-    head, body = rows(table, nodes.thead), rows(table, nodes.tbody)
+def reads_as_cards(head: list[list[nodes.entry]], body: list[list[nodes.entry]]) -> bool:
+    """Whether a table with these header rows and body rows (:func:`rows`) is one of sentences."""
     if len(head) != 1 or not body or len(head[0]) < MIN_COLUMNS:
         return False
     if any(len(row) != len(head[0]) or any("morecols" in e or "morerows" in e for e in row)
@@ -53,12 +53,12 @@ def mark_card_tables(app, doctree: nodes.document) -> None:
     if app.builder.format != "html":
         return  # the names are for a narrow screen; a PDF keeps its tables as written
     for table in doctree.findall(nodes.table):
-        if not reads_as_cards(table):
+        head, body = rows(table, nodes.thead), rows(table, nodes.tbody)
+        if not reads_as_cards(head, body):
             continue
         table["classes"].append(CARDS)
-        head = rows(table, nodes.thead)[0]
-        for row in rows(table, nodes.tbody):
-            for header, entry in list(zip(head, row))[1:]:  # the first cell is the card's title
+        for row in body:
+            for header, entry in list(zip(head[0], row))[1:]:  # the first cell is the card's title
                 first = entry.children[0] if entry.children else None
                 if isinstance(first, nodes.paragraph):
                     first.insert(0, label_for(header))
