@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import os
 import platform
@@ -67,8 +68,7 @@ def configs() -> dict[str, sandbox.SandboxConfig]:
     grader = sandbox.plan(rlimits=limits.rlimits(), scratch_mb=limits.scratch_mb)
     rules = tuple(rule for rule in sandbox.SECCOMP_RULES if rule[0] != "setsid")
     assert len(rules) == len(sandbox.SECCOMP_RULES) - 1
-    loose = sandbox.SandboxConfig(**{**grader.__dict__, "seccomp": base64.b64encode(
-        sandbox.seccomp_program(rules)).decode("ascii")})
+    loose = dataclasses.replace(grader, seccomp=base64.b64encode(sandbox.seccomp_program(rules)).decode("ascii"))
     return {"grader": grader, "without setsid rule": loose}
 
 
